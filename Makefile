@@ -1,0 +1,49 @@
+# edgelite — developer entry points. Everything installs itself on a fresh machine
+# (Python >= 3.11 with venv, node and npm).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+JSDIR  := tests/compat/js
+PORT   ?= 8080
+
+.PHONY: dev test test-fast sim chaos bench lint typecheck docs clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(JSDIR)/node_modules/.installed: $(JSDIR)/package.json
+	cd $(JSDIR) && npm install --no-audit --no-fund --silent
+	touch $@
+
+venv: $(VENV)/.installed
+
+## make dev: set up and run a local server on ./edgelite-data (Ctrl-C stops it)
+dev: $(VENV)/.installed
+	$(VENV)/bin/edgelite dev --port $(PORT) --data-dir edgelite-data
+
+## make test: set up (Python venv, npm test clients) and run the whole suite
+test: $(VENV)/.installed $(JSDIR)/node_modules/.installed
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -x -m "not slow" --ignore=tests/compat
+
+## make sim: 10,000 seeds of the deterministic Raft simulation
+sim: $(VENV)/.installed
+	$(PY) -m edgelite.raft.sim --seeds 10000 --start-seed 1
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+docs: $(VENV)/.installed
+	$(PY) -m edgelite.cli.gendocs
+
+bench: $(VENV)/.installed
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(JSDIR)/node_modules .pytest_cache

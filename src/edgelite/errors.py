@@ -1,0 +1,201 @@
+"""The one exception tree of edgelite.
+
+Every error edgelite raises on purpose is an ``EdgeliteError``. Lower layers raise
+these; the edges translate them exactly once: the server into Hrana error codes and
+HTTP statuses (``server/``), the client into PEP 249 names (``client/errors.py``,
+whose classes also derive from ``EdgeliteError``).
+
+::
+
+    EdgeliteError
+    ├── ConfigError                    a setting or flag is invalid
+    ├── ProtocolError                  malformed input on the wire (HTTP 400)
+    │   ├── BatonError                 invalid, forged or reused baton (400)
+    │   └── StreamExpiredError         the stream idled out (400, STREAM_EXPIRED)
+    ├── AuthError
+    │   ├── AuthenticationError        no or bad credentials (401, code AUTH_*)
+    │   └── PermissionDeniedError      credentials lack a right (403)
+    ├── NamespaceError
+    │   ├── NamespaceNotFoundError     (404)
+    │   ├── NamespaceExistsError       (400)
+    │   └── InvalidNamespaceError      (400)
+    ├── SqlError                       a statement failed; carries a Hrana code
+    ├── LimitExceededError             a bound was hit (size, count, time)
+    ├── OverloadedError                too much concurrent work (429)
+    ├── BlockedError                   namespace blocked reads or writes (BLOCKED)
+    ├── ClusterError
+    │   ├── NotLeaderError             this node cannot serve it; leader hint inside
+    │   ├── ClusterUnavailableError    no quorum / no leader within the deadline
+    │   └── OutcomeUnknownError        a write may or may not have committed
+    └── StorageError
+        ├── StorageCorruptionError     a checksum or invariant failed on disk
+        ├── DivergenceError            applying a replicated change conflicted
+        └── DiskFullError              ENOSPC / SQLITE_FULL on the node's own work
+
+Expected failures are exceptions from this tree; ``assert`` is reserved for our own
+bugs (invariants). Always ``raise ... from exc`` when translating.
+"""
+
+from __future__ import annotations
+
+
+class EdgeliteError(Exception):
+    """Base of every error edgelite raises deliberately.
+
+    ``code`` is the Hrana error code string sent to clients for this error.
+    """
+
+    code: str = "SERVER_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(EdgeliteError):
+    code = "CONFIG_ERROR"
+
+
+class ProtocolError(EdgeliteError):
+    """The peer sent something that does not follow the protocol.
+
+    ``http_status`` is the status an HTTP edge answers with.
+    """
+
+    code = "PROTOCOL_ERROR"
+    http_status = 400
+
+
+class BatonError(ProtocolError):
+    code = "BATON_INVALID"
+
+
+class StreamExpiredError(ProtocolError):
+    code = "STREAM_EXPIRED"
+
+
+class AuthError(EdgeliteError):
+    http_status = 401
+
+
+class AuthenticationError(AuthError):
+    """Missing or invalid credentials. ``code`` is one of the ``AUTH_*`` codes."""
+
+    code = "AUTH_FAILED"
+    http_status = 401
+
+
+class PermissionDeniedError(AuthError):
+    code = "AUTH_PERMISSION_DENIED"
+    http_status = 403
+
+
+class NamespaceError(EdgeliteError):
+    http_status = 400
+
+
+class NamespaceNotFoundError(NamespaceError):
+    code = "NAMESPACE_NOT_FOUND"
+    http_status = 404
+
+
+class NamespaceExistsError(NamespaceError):
+    code = "NAMESPACE_EXISTS"
+    http_status = 400
+
+
+class InvalidNamespaceError(NamespaceError):
+    code = "NAMESPACE_INVALID"
+    http_status = 400
+
+
+class SqlError(EdgeliteError):
+    """A statement failed.
+
+    ``code`` is the Hrana code (``SQLITE_CONSTRAINT``, ``SQL_INPUT_ERROR``, ...);
+    ``sqlite_code`` and ``extended_code`` are SQLite's numeric result codes when
+    the error came from SQLite (else ``None``).
+    """
+
+    code = "SQLITE_UNKNOWN"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        sqlite_code: int | None = None,
+        extended_code: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.sqlite_code = sqlite_code
+        self.extended_code = extended_code
+
+
+class LimitExceededError(EdgeliteError):
+    """A configured bound was hit. ``limit`` names the setting."""
+
+    code = "LIMIT_EXCEEDED"
+    http_status = 400
+
+    def __init__(self, message: str, *, limit: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.limit = limit
+
+
+class OverloadedError(EdgeliteError):
+    code = "OVERLOADED"
+    http_status = 429
+
+
+class BlockedError(EdgeliteError):
+    code = "BLOCKED"
+    http_status = 200
+
+
+class ClusterError(EdgeliteError):
+    http_status = 503
+
+
+class NotLeaderError(ClusterError):
+    code = "NOT_LEADER"
+
+    def __init__(
+        self, message: str, *, leader_id: str | None = None, leader_url: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.leader_url = leader_url
+
+
+class ClusterUnavailableError(ClusterError):
+    code = "CLUSTER_UNAVAILABLE"
+
+
+class OutcomeUnknownError(ClusterError):
+    """The write may or may not have committed; ``request_id`` lets the caller ask."""
+
+    code = "OUTCOME_UNKNOWN"
+
+    def __init__(self, message: str, *, request_id: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class StorageError(EdgeliteError):
+    code = "SQLITE_IOERR"
+    http_status = 500
+
+
+class StorageCorruptionError(StorageError):
+    code = "SQLITE_CORRUPT"
+
+
+class DivergenceError(StorageError):
+    code = "DIVERGENCE"
+
+
+class DiskFullError(StorageError):
+    code = "SQLITE_FULL"
