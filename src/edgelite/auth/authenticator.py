@@ -1,0 +1,142 @@
+"""Turning credentials into an ``Identity``: the server's one entry point into auth.
+
+Two authenticators, one protocol:
+
+* ``AllowAll`` (auth disabled, sqld's default): every request gets ``FULL_ACCESS`` and
+  the credentials are not looked at at all — clients such as Python ``libsql-client``
+  send ``Authorization: Bearer None`` when they have no token.
+* ``RequireCredentials``: a JWT (``Bearer``) verified with the configured public keys,
+  and/or the legacy HTTP Basic credential (``--http-auth basic:<base64>``).
+
+HTTP passes the raw ``Authorization`` header value; WebSocket passes the ``jwt`` field
+of the ``hello`` message. Both take the current Unix time ``now_s`` from the caller.
+Everything here is plain, synchronous and cheap (one Ed25519 verify per key tried).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Protocol
+
+from edgelite.auth.jwt import DEFAULT_LEEWAY_S, verify_jwt
+from edgelite.auth.keys import PublicKeySet
+from edgelite.auth.permissions import (
+    BASIC_FULL_ACCESS,
+    FULL_ACCESS,
+    Identity,
+    identity_from_claims,
+)
+from edgelite.auth.reasons import AuthReason
+from edgelite.errors import ConfigError
+
+
+class Authenticator(Protocol):
+    """What the server needs from auth. Failures raise ``AuthenticationError``."""
+
+    def authenticate_header(self, authorization: str | None, now_s: float) -> Identity:
+        """The identity behind an HTTP ``Authorization`` header value (``None``: absent)."""
+        ...
+
+    def authenticate_jwt(self, token: str | None, now_s: float) -> Identity:
+        """The identity behind a WebSocket ``hello`` ``jwt`` (``None``: absent or null)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AllowAll:
+    """Authentication disabled: full access, credentials ignored entirely."""
+
+    def authenticate_header(self, authorization: str | None, now_s: float) -> Identity:
+        return FULL_ACCESS
+
+    def authenticate_jwt(self, token: str | None, now_s: float) -> Identity:
+        return FULL_ACCESS
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequireCredentials:
+    """Deny unless the caller proves who it is.
+
+    ``jwt_keys`` enables ``Bearer <jwt>``; ``basic_credential`` enables
+    ``Basic <base64(user:pass)>``. Invariant: at least one of them is set.
+    """
+
+    jwt_keys: PublicKeySet | None = None
+    basic_credential: str | None = None
+    leeway_s: float = DEFAULT_LEEWAY_S
+
+    def __post_init__(self) -> None:
+        if self.jwt_keys is None and self.basic_credential is None:
+            raise ConfigError("authentication needs JWT keys or an HTTP Basic credential")
+        if self.leeway_s < 0:
+            raise ConfigError(f"JWT leeway must not be negative (got {self.leeway_s} s)")
+        if self.basic_credential is not None:
+            _check_basic_credential(self.basic_credential)
+
+    def authenticate_header(self, authorization: str | None, now_s: float) -> Identity:
+        scheme, param = split_authorization(authorization)
+        scheme = scheme.lower()
+        if scheme == "bearer" and self.jwt_keys is not None:
+            return self._verify_jwt(param, now_s)
+        if scheme == "basic" and self.basic_credential is not None:
+            return self._check_basic(param)
+        raise AuthReason.UNSUPPORTED_SCHEME.error()
+
+    def authenticate_jwt(self, token: str | None, now_s: float) -> Identity:
+        if token is None:
+            raise AuthReason.HEADER_NOT_FOUND.error()
+        if self.jwt_keys is not None:
+            return self._verify_jwt(token, now_s)
+        # Basic-only server: a WebSocket client can only carry the credential in `jwt`.
+        return self._check_basic(token)
+
+    def _verify_jwt(self, token: str, now_s: float) -> Identity:
+        assert self.jwt_keys is not None
+        claims = verify_jwt(token, self.jwt_keys, now_s=now_s, leeway_s=self.leeway_s)
+        return identity_from_claims(claims)
+
+    def _check_basic(self, given: str) -> Identity:
+        assert self.basic_credential is not None
+        expected = self.basic_credential.rstrip("=").encode("ascii")
+        # Padding is optional on both sides (sqld trims it too); the comparison is
+        # constant-time so the credential cannot be guessed byte by byte.
+        candidate = given.rstrip("=").encode("ascii", errors="replace")
+        if hmac.compare_digest(candidate, expected):
+            return BASIC_FULL_ACCESS
+        raise AuthReason.BASIC_REJECTED.error()
+
+
+def split_authorization(authorization: str | None) -> tuple[str, str]:
+    """Split an ``Authorization`` value into ``(scheme, credentials)`` at the first space.
+
+    Mirrors sqld: absent -> ``AUTH_HEADER_NOT_FOUND``; characters outside visible ASCII,
+    space and tab -> ``AUTH_HEADER_MALFORMED`` ("Non-ASCII auth header"); no space ->
+    ``AUTH_HEADER_MALFORMED``. The credentials part is returned as is (possibly empty).
+    """
+    if authorization is None:
+        raise AuthReason.HEADER_NOT_FOUND.error()
+    if not all(char == "\t" or " " <= char <= "~" for char in authorization):
+        raise AuthReason.HEADER_NON_ASCII.error()
+    scheme, space, param = authorization.partition(" ")
+    if not space:
+        raise AuthReason.HEADER_MALFORMED.error()
+    return scheme, param
+
+
+def parse_http_auth(arg: str) -> str:
+    """The credential in ``--http-auth basic:<base64(user:pass)>``; ``ConfigError`` otherwise."""
+    scheme, colon, credential = arg.partition(":")
+    if not colon:
+        raise ConfigError(f"--http-auth {arg!r}: expected 'basic:<base64 of user:password>'")
+    if scheme != "basic":
+        raise ConfigError(f"--http-auth: unsupported scheme {scheme!r}; only 'basic' exists")
+    _check_basic_credential(credential)
+    return credential
+
+
+def _check_basic_credential(credential: str) -> None:
+    if not credential.rstrip("="):
+        raise ConfigError("HTTP Basic credential must not be empty")
+    if not all(" " < char <= "~" for char in credential):
+        raise ConfigError("HTTP Basic credential must be printable ASCII without spaces")
