@@ -147,15 +147,19 @@ def _read_key_file(path: Path, source: str) -> str:
 
 
 def _parse_pem_public_keys(text: str, source: str) -> list[Ed25519PublicKey]:
+    blocks = list(_PEM_BLOCK.finditer(text))
+    if not blocks:
+        raise ConfigError(
+            f"{source}: found '-----BEGIN' but no complete PEM block "
+            "(missing or mismatched '-----END ...-----' line?)"
+        )
     keys: list[Ed25519PublicKey] = []
     position = 0
-    for number, block in enumerate(_PEM_BLOCK.finditer(text), start=1):
+    for number, block in enumerate(blocks, start=1):
         _reject_stray_text(text[position : block.start()], source)
         position = block.end()
         keys.append(_pem_block_public_key(block, number, source))
     _reject_stray_text(text[position:], source)
-    if not keys:
-        raise ConfigError(f"{source}: found '-----BEGIN' but no complete PEM block")
     return keys
 
 
