@@ -39,7 +39,9 @@ def jwt_only(key: Ed25519PrivateKey) -> RequireCredentials:
     return RequireCredentials(jwt_keys=keyset(key))
 
 
-def test_bearer_token_gives_its_identity(jwt_only: RequireCredentials, key: Ed25519PrivateKey) -> None:
+def test_bearer_token_gives_its_identity(
+    jwt_only: RequireCredentials, key: Ed25519PrivateKey
+) -> None:
     identity = jwt_only.authenticate_header(f"Bearer {eddsa(key, {'a': 'ro'})}", NOW_S)
     assert identity.access_to("default") is Access.READ
     for scheme in ("bearer", "BEARER", "BeArEr"):
