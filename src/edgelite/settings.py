@@ -103,6 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Choose the database per request (x-namespace, Host, /dev/<name>)."),
     Setting("self_url", str, "", "url",
             "Absolute URL clients should use for this node (sent as base_url)."),
+    # --- auth ----------------------------------------------------------------------------
+    Setting("jwt_leeway_s", float, 60.0, "s",
+            "Clock skew tolerated when checking a JWT's exp and nbf (sqld: 60 s).", 0),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
