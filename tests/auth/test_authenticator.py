@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,11 +17,12 @@ from edgelite.auth import (
     AllowAll,
     Identity,
     RequireCredentials,
+    build_authenticator,
     parse_http_auth,
     split_authorization,
 )
 from edgelite.errors import AuthenticationError, ConfigError
-from tests.auth.helpers import NOW_S, eddsa, keyset
+from tests.auth.helpers import NOW_S, eddsa, keyset, public_pem, raw_public_b64url
 
 CREDENTIAL = base64.b64encode(b"user:pass word").decode()  # ends with "="
 FIXED_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -256,3 +258,27 @@ def test_any_signed_claims_give_an_identity_or_authentication_error(
     else:
         assert isinstance(identity, Identity)
         assert Identity.from_dict(identity.to_dict()) == identity
+
+
+def test_build_authenticator_from_configuration(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    assert isinstance(build_authenticator(), AllowAll)
+    key_file = tmp_path / "jwt.pub"
+    key_file.write_text(public_pem(key))
+    token = eddsa(key, {"a": "ro"})
+    for auth in (
+        build_authenticator(jwt_key_file=key_file, leeway_s=5),
+        build_authenticator(jwt_key=raw_public_b64url(key)),
+        build_authenticator(jwt_key_file=str(key_file), http_auth=f"basic:{CREDENTIAL}"),
+    ):
+        assert isinstance(auth, RequireCredentials)
+        assert auth.authenticate_header(f"Bearer {token}", NOW_S).access_to("d") is Access.READ
+    configured = build_authenticator(jwt_key_file=key_file, leeway_s=5)
+    assert isinstance(configured, RequireCredentials) and configured.leeway_s == 5
+    basic_only = build_authenticator(http_auth=f"basic:{CREDENTIAL}")
+    assert basic_only.authenticate_header(f"Basic {CREDENTIAL}", NOW_S) is BASIC_FULL_ACCESS
+    with pytest.raises(ConfigError, match="not both"):
+        build_authenticator(jwt_key_file=key_file, jwt_key=raw_public_b64url(key))
+    with pytest.raises(ConfigError, match="no such file"):
+        build_authenticator(jwt_key_file=tmp_path / "missing")

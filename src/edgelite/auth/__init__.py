@@ -14,6 +14,7 @@ from edgelite.auth.authenticator import (
     AllowAll,
     Authenticator,
     RequireCredentials,
+    build_authenticator,
     parse_http_auth,
     split_authorization,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "Principal",
     "PublicKeySet",
     "RequireCredentials",
+    "build_authenticator",
     "generate_private_key",
     "identity_from_claims",
     "load_private_key",

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+from pathlib import Path
 from typing import Protocol
 
 from edgelite.auth.jwt import DEFAULT_LEEWAY_S, verify_jwt
-from edgelite.auth.keys import PublicKeySet
+from edgelite.auth.keys import PublicKeySet, load_public_keys, parse_public_keys
 from edgelite.auth.permissions import (
     BASIC_FULL_ACCESS,
     FULL_ACCESS,
@@ -105,6 +106,32 @@ class RequireCredentials:
         if hmac.compare_digest(candidate, expected):
             return BASIC_FULL_ACCESS
         raise AuthReason.BASIC_REJECTED.error()
+
+
+def build_authenticator(
+    *,
+    jwt_key_file: str | Path | None = None,
+    jwt_key: str | None = None,
+    http_auth: str | None = None,
+    leeway_s: float = DEFAULT_LEEWAY_S,
+) -> Authenticator:
+    """The authenticator a node's configuration asks for; ``AllowAll`` when none is set.
+
+    ``jwt_key_file`` is ``--auth-jwt-key-file``; ``jwt_key`` the key text itself (sqld's
+    ``SQLD_AUTH_JWT_KEY``); ``http_auth`` is ``--http-auth basic:<base64>``. Giving both a
+    key file and key text is refused rather than guessing which one wins.
+    """
+    if jwt_key_file is not None and jwt_key is not None:
+        raise ConfigError("give the JWT public key as a file or as text, not both")
+    keys: PublicKeySet | None = None
+    if jwt_key_file is not None:
+        keys = load_public_keys(jwt_key_file)
+    elif jwt_key is not None:
+        keys = parse_public_keys(jwt_key, source="JWT key text")
+    basic = parse_http_auth(http_auth) if http_auth is not None else None
+    if keys is None and basic is None:
+        return AllowAll()
+    return RequireCredentials(jwt_keys=keys, basic_credential=basic, leeway_s=leeway_s)
 
 
 def split_authorization(authorization: str | None) -> tuple[str, str]:
