@@ -282,3 +282,31 @@ def test_build_authenticator_from_configuration(
         build_authenticator(jwt_key_file=key_file, jwt_key=raw_public_b64url(key))
     with pytest.raises(ConfigError, match="no such file"):
         build_authenticator(jwt_key_file=tmp_path / "missing")
+
+
+def test_cached_verification_still_checks_the_clock(key: Ed25519PrivateKey) -> None:
+    auth = RequireCredentials(jwt_keys=keyset(key), leeway_s=0)
+    token = eddsa(key, {"a": "ro", "exp": NOW_S + 100, "nbf": NOW_S - 100})
+    assert auth.authenticate_jwt(token, NOW_S).access_to("x") is Access.READ
+    assert auth.authenticate_jwt(token, NOW_S + 50).access_to("x") is Access.READ
+    assert failure(auth.authenticate_jwt, token, NOW_S + 101)[0] == "AUTH_JWT_EXPIRED"
+    assert failure(auth.authenticate_jwt, token, NOW_S - 101)[0] == "AUTH_JWT_IMMATURE"
+    assert auth.authenticate_header(f"Bearer {token}", NOW_S).access_to("x") is Access.READ
+
+
+def test_cache_is_bounded_and_keyed_by_the_exact_token(key: Ed25519PrivateKey) -> None:
+    auth = RequireCredentials(jwt_keys=keyset(key), verified_tokens_max=4)
+    tokens = [eddsa(key, {"a": "ro" if n % 2 else "rw", "n": n}) for n in range(10)]
+    for n, token in enumerate(tokens):
+        expected = Access.READ if n % 2 else Access.WRITE
+        assert auth.authenticate_jwt(token, NOW_S).access_to("x") is expected
+    for n, token in enumerate(tokens):  # evicted or not, every answer is the token's own
+        expected = Access.READ if n % 2 else Access.WRITE
+        assert auth.authenticate_jwt(token, NOW_S).access_to("x") is expected
+        swapped = "B" if token[-10] == "A" else "A"  # a middle character: all 6 bits count
+        tampered = token[:-10] + swapped + token[-9:]
+        assert failure(auth.authenticate_jwt, tampered, NOW_S)[0] == "AUTH_JWT_INVALID"
+    assert auth._verified.cache_info().currsize <= 4  # type: ignore[attr-defined]
+    long_token = eddsa(key, {"a": "ro", "pad": "x" * 3000})
+    assert auth.authenticate_jwt(long_token, NOW_S).access_to("x") is Access.READ
+    assert auth.authenticate_jwt(long_token, NOW_S).access_to("x") is Access.READ

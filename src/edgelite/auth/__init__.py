@@ -18,7 +18,7 @@ from edgelite.auth.authenticator import (
     parse_http_auth,
     split_authorization,
 )
-from edgelite.auth.jwt import DEFAULT_LEEWAY_S, verify_jwt
+from edgelite.auth.jwt import DEFAULT_LEEWAY_S, SignedClaims, verify_jwt, verify_signature
 from edgelite.auth.keys import (
     PublicKeySet,
     load_private_key,
@@ -60,6 +60,7 @@ __all__ = [
     "Principal",
     "PublicKeySet",
     "RequireCredentials",
+    "SignedClaims",
     "build_authenticator",
     "generate_private_key",
     "identity_from_claims",
@@ -76,5 +77,6 @@ __all__ = [
     "require_attach",
     "split_authorization",
     "verify_jwt",
+    "verify_signature",
     "write_key_pair",
 ]

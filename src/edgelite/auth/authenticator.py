@@ -16,11 +16,14 @@ Everything here is plain, synchronous and cheap (one Ed25519 verify per key trie
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from edgelite.auth.jwt import DEFAULT_LEEWAY_S, verify_jwt
+from edgelite.auth.jwt import DEFAULT_LEEWAY_S, SignedClaims, verify_signature
 from edgelite.auth.keys import PublicKeySet, load_public_keys, parse_public_keys
 from edgelite.auth.permissions import (
     BASIC_FULL_ACCESS,
@@ -30,6 +33,10 @@ from edgelite.auth.permissions import (
 )
 from edgelite.auth.reasons import AuthReason
 from edgelite.errors import ConfigError
+
+CACHED_TOKEN_CHARS_MAX = 2048
+# What an HTTP header value may hold as text (sqld: `HeaderValue::to_str` succeeds).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class Authenticator(Protocol):
@@ -61,11 +68,22 @@ class RequireCredentials:
 
     ``jwt_keys`` enables ``Bearer <jwt>``; ``basic_credential`` enables
     ``Basic <base64(user:pass)>``. Invariant: at least one of them is set.
+
+    Verifying a signature costs about 100 us per key tried, more than serving a point
+    read, and clients send the same token on every request. So the time-independent
+    part of verification (signature, claims, rights) is memoised per token text in a
+    bounded LRU; the validity window (``exp``/``nbf``) is checked on every call. Only
+    successes are cached, and only tokens up to ``CACHED_TOKEN_CHARS_MAX`` long, which
+    bounds the cache's memory (about ``verified_tokens_max`` x 2 KiB).
     """
 
     jwt_keys: PublicKeySet | None = None
     basic_credential: str | None = None
     leeway_s: float = DEFAULT_LEEWAY_S
+    verified_tokens_max: int = 1024
+    _verified: Callable[[str], tuple[SignedClaims, Identity]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.jwt_keys is None and self.basic_credential is None:
@@ -74,6 +92,10 @@ class RequireCredentials:
             raise ConfigError(f"JWT leeway must not be negative (got {self.leeway_s} s)")
         if self.basic_credential is not None:
             _check_basic_credential(self.basic_credential)
+        if self.verified_tokens_max < 0:
+            raise ConfigError("verified_tokens_max must not be negative")
+        cached = functools.lru_cache(maxsize=self.verified_tokens_max)(self._verify_token)
+        object.__setattr__(self, "_verified", cached)
 
     def authenticate_header(self, authorization: str | None, now_s: float) -> Identity:
         scheme, param = split_authorization(authorization)
@@ -93,9 +115,18 @@ class RequireCredentials:
         return self._check_basic(token)
 
     def _verify_jwt(self, token: str, now_s: float) -> Identity:
+        if len(token) <= CACHED_TOKEN_CHARS_MAX:
+            signed, identity = self._verified(token)
+        else:
+            signed, identity = self._verify_token(token)
+        signed.check_window(now_s=now_s, leeway_s=self.leeway_s)
+        return identity
+
+    def _verify_token(self, token: str) -> tuple[SignedClaims, Identity]:
+        """Everything about ``token`` that does not depend on the time (memoised)."""
         assert self.jwt_keys is not None
-        claims = verify_jwt(token, self.jwt_keys, now_s=now_s, leeway_s=self.leeway_s)
-        return identity_from_claims(claims)
+        signed = verify_signature(token, self.jwt_keys)
+        return signed, identity_from_claims(signed.claims)
 
     def _check_basic(self, given: str) -> Identity:
         assert self.basic_credential is not None
@@ -143,7 +174,7 @@ def split_authorization(authorization: str | None) -> tuple[str, str]:
     """
     if authorization is None:
         raise AuthReason.HEADER_NOT_FOUND.error()
-    if not all(char == "\t" or " " <= char <= "~" for char in authorization):
+    if _HEADER_VALUE.fullmatch(authorization) is None:
         raise AuthReason.HEADER_NON_ASCII.error()
     scheme, space, param = authorization.partition(" ")
     if not space:

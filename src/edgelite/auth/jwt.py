@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import re
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +47,28 @@ ED25519_SIGNATURE_BYTES = 64
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignedClaims:
+    """The time-independent result of verifying a token: its claims and validity window.
+
+    Everything here depends only on the token text and the keys, so it may be cached
+    per token; the window is checked against the clock on every use (``check_window``).
+    """
+
+    claims: Mapping[str, Any]
+    exp: int | float | None
+    nbf: int | float | None
+
+    def check_window(self, *, now_s: float, leeway_s: float) -> None:
+        """Raise ``AUTH_JWT_EXPIRED`` if ``exp < now - leeway``, ``AUTH_JWT_IMMATURE`` if
+        ``nbf > now + leeway``."""
+        assert leeway_s >= 0, "leeway_s must not be negative"
+        if self.exp is not None and self.exp < now_s - leeway_s:
+            raise AuthReason.JWT_EXPIRED.error()
+        if self.nbf is not None and self.nbf > now_s + leeway_s:
+            raise AuthReason.JWT_IMMATURE.error()
+
+
 def verify_jwt(
     token: str, keys: PublicKeySet, *, now_s: float, leeway_s: float = DEFAULT_LEEWAY_S
 ) -> dict[str, Any]:
@@ -53,7 +77,13 @@ def verify_jwt(
     Raises ``AuthenticationError`` (``AUTH_JWT_INVALID``, ``AUTH_JWT_EXPIRED`` or
     ``AUTH_JWT_IMMATURE``). ``now_s`` is Unix time in seconds.
     """
-    assert leeway_s >= 0, "leeway_s must not be negative"
+    signed = verify_signature(token, keys)
+    signed.check_window(now_s=now_s, leeway_s=leeway_s)
+    return dict(signed.claims)
+
+
+def verify_signature(token: str, keys: PublicKeySet) -> SignedClaims:
+    """Steps 1-3 of the module docstring: shape, signature, claims object, time-claim types."""
     header_b64, payload_b64, signature = _split(token)
     header = _decode_json_object(header_b64)
     if header is None or header.get("alg") != ALGORITHM or "crit" in header:
@@ -65,8 +95,11 @@ def verify_jwt(
     claims = _decode_json_object(payload_b64)
     if claims is None:
         raise AuthReason.JWT_INVALID.error()
-    _check_time_claims(claims, now_s=now_s, leeway_s=leeway_s)
-    return claims
+    return SignedClaims(
+        claims=types.MappingProxyType(claims),
+        exp=_numeric_date(claims, "exp"),
+        nbf=_numeric_date(claims, "nbf"),
+    )
 
 
 def encode_segment(data: bytes) -> str:
@@ -140,15 +173,6 @@ def _signed_by_any(keys: PublicKeySet, signature: bytes, signing_input: bytes) -
             continue
         return True
     return False
-
-
-def _check_time_claims(claims: Mapping[str, Any], *, now_s: float, leeway_s: float) -> None:
-    exp = _numeric_date(claims, "exp")
-    nbf = _numeric_date(claims, "nbf")
-    if exp is not None and exp < now_s - leeway_s:
-        raise AuthReason.JWT_EXPIRED.error()
-    if nbf is not None and nbf > now_s + leeway_s:
-        raise AuthReason.JWT_IMMATURE.error()
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> int | float | None:
