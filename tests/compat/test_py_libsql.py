@@ -47,8 +47,8 @@ def test_s21_select_dml_commit_rollback_executescript(
     conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT, v REAL, b BLOB)")
     assert not conn.in_transaction
 
-    cursor = conn.execute(f"INSERT INTO {table} (name, v, b) VALUES (?, ?, ?)",
-                          ("alice", 1.5, b"\x00\xff"))
+    conn.execute(f"INSERT INTO {table} (name, v, b) VALUES (?, ?, ?)",
+                 ("alice", 1.5, b"\x00\xff"))
     assert conn.in_transaction, "the first DML opens an implicit transaction (BEGIN;)"
     assert other.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)]
     conn.commit()

@@ -39,7 +39,8 @@ def plain_rows(result: libsql_client.ResultSet) -> list[tuple[object, ...]]:
 
 
 @ws_variants
-async def test_s18_execute_positional_and_named(server_pool: ServerPool, unique: Callable[[str], str],
+async def test_s18_execute_positional_and_named(server_pool: ServerPool,
+                                                unique: Callable[[str], str],
                                                 transport: str, mode: str) -> None:
     server = server_pool.get(MODES[mode])
     table = unique("c18_exec")

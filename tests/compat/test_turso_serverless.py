@@ -130,7 +130,8 @@ def test_s24_js_statements(server: CompatServer, unique: Callable[[str], str]) -
               "s24_statements")
     assert seen["first"] == {"changes": 1, "lastInsertRowid": 1}
     assert seen["second"] == {"changes": 1, "lastInsertRowid": 2}
-    assert seen["got"] == {"id": 1, "name": "alice", "v": 1.5, "tv": "real", "b": {"$bytes": [7, 8]}}
+    assert seen["got"] == {"id": 1, "name": "alice", "v": 1.5, "tv": "real",
+                           "b": {"$bytes": [7, 8]}}
     assert seen["missing"] is None
     assert seen["all"] == [{"id": 1, "name": "alice"}, {"id": 2, "name": "bob"}]
     # prepare() = a pipeline `describe`: names, aliases and declared types.
