@@ -1,0 +1,134 @@
+"""The read pool: a few threads, each with its own read-only connection.
+
+A job goes to the least busy reader, except that a session inside a read transaction
+is pinned to the reader holding it. A job that turns out to need the writer
+(``NeedsWriter``) is handed to the writer unchanged; whatever it read is discarded and
+read again there.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from edgelite.errors import OverloadedError, StorageError
+from edgelite.storage.connection import ConnectionLimits, Role, open_connection
+from edgelite.storage.context import ReaderContext
+from edgelite.storage.executor import StatementRunner
+from edgelite.storage.session import Job, JobOutcome, NeedsWriter, TxnState
+from edgelite.storage.statements import StatementCache
+
+logger = logging.getLogger(__name__)
+
+
+class Reader:
+    def __init__(self, name: str, path: Path, limits: ConnectionLimits, timeout_ms: int,
+                 cache: StatementCache, escalate: Callable[[Job], None],
+                 applied_index: Callable[[], int]) -> None:
+        self.name = name
+        self.connection = open_connection(path, Role.READER, limits).connection
+        self.runner = StatementRunner(self.connection, timeout_ms)
+        self._cache = cache
+        self._escalate = escalate
+        self._applied_index = applied_index
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=f"edgelite-{name}",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def load(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            if self._stopping:
+                raise StorageError(f"{self.name} is closing")
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+        self.connection.close()
+
+    def _next(self) -> Job | None:
+        with self._cond:
+            while not self._jobs:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            return self._jobs.popleft()
+
+    def _loop(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                self._run(job)
+            except Exception:
+                logger.exception("%s: unexpected failure", self.name)
+        with self._cond:
+            pending = list(self._jobs)
+            self._jobs.clear()
+        for job in pending:
+            job.on_done(JobOutcome(None, StorageError(f"{self.name} is closing"), None,
+                                   self._applied_index()))
+
+    def _run(self, job: Job) -> None:
+        session = job.session
+        applied = self._applied_index()
+        if job.close_session:
+            if session.txn is TxnState.READ and session.reader is self:
+                self.connection.execute("ROLLBACK")
+            session.leave_txn()
+            session.closed = True
+            job.on_done(JobOutcome(None, None, None, applied))
+            return
+        state = session.snapshot()
+        ctx = ReaderContext(session, self.runner, self._cache, job.budget, self)
+        try:
+            value, error = job.program(ctx), None
+        except NeedsWriter:
+            if self.connection.in_transaction and state[0] is TxnState.NONE:
+                self.connection.execute("ROLLBACK")
+            session.restore(state)
+            self._escalate(job)
+            return
+        except Exception as exc:
+            value, error = None, exc
+        job.on_done(JobOutcome(value, error, None, applied))
+
+
+class ReaderPool:
+    def __init__(self, name: str, path: Path, count: int, limits: ConnectionLimits,
+                 timeout_ms: int, cache: StatementCache, escalate: Callable[[Job], None],
+                 applied_index: Callable[[], int], queue_max: int) -> None:
+        assert count >= 1
+        self.readers = [Reader(f"reader-{name}-{i}", path, limits, timeout_ms, cache,
+                               escalate, applied_index) for i in range(count)]
+        self._queue_max = queue_max
+        self._turn = itertools.cycle(range(count))
+
+    def submit(self, job: Job) -> None:
+        pinned = job.session.reader
+        if isinstance(pinned, Reader):
+            pinned.submit(job)
+            return
+        start = next(self._turn)
+        order = self.readers[start:] + self.readers[:start]
+        reader = min(order, key=lambda r: r.load)
+        if reader.load >= self._queue_max:
+            raise OverloadedError("Too many concurrent requests: every reader has "
+                                  f"{reader.load} reads waiting (read_queue_max)")
+        reader.submit(job)
+
+    def stop(self) -> None:
+        for reader in self.readers:
+            reader.stop()

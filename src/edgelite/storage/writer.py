@@ -1,0 +1,411 @@
+"""The one writer of a database: a thread, a connection, group commit, the commit step.
+
+Jobs queue here. Autocommit jobs that are waiting together run in one SQLite
+transaction (a *group*), each write statement in its own savepoint; the group's effect
+is captured (``TxnRecorder``), handed to the ``CommitStep`` (local fsync on a single
+node, Raft in a cluster), and only then committed locally. No job learns its outcome
+before its group committed. A job that begins an interactive transaction flushes the
+group first, then its session *owns* the writer until COMMIT / ROLLBACK; others wait,
+at most ``txn_timeout_s`` after the owner's transaction began, then the owner's
+transaction is rolled back under it (its next statements fail with
+TRANSACTION_TIMEOUT until it ends the transaction).
+
+Invariants:
+* the writer connection never commits without ``_commit_authorized`` (commit hook);
+* ``applied_index`` only grows, and equals the index stored in ``_edgelite_state``;
+* at most one real transaction is open, and ``recorder.active`` iff one is open.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import apsw
+
+from edgelite.errors import OverloadedError, SqlError, StorageError
+from edgelite.storage import effects
+from edgelite.storage.authorizer import internal_statements
+from edgelite.storage.connection import ConnectionLimits, Role, open_connection
+from edgelite.storage.context import WriterContext
+from edgelite.storage.executor import StatementRunner
+from edgelite.storage.session import GroupLost, Job, JobOutcome, SqlSession, TxnState
+from edgelite.storage.statements import StatementCache, StatementInfo
+
+logger = logging.getLogger(__name__)
+
+
+class CommitStep(Protocol):
+    """Makes a transaction's effect durable before the writer commits it locally."""
+
+    def commit(self, database: str, effect: effects.Effect, applied_index: int) -> int:
+        """Block until ``effect`` is durable; return the index it committed at.
+
+        Raises (e.g. ``OutcomeUnknownError``, ``NotLeaderError``) if it could not be
+        made durable; the writer then rolls the transaction back.
+        """
+        ...
+
+
+class LocalCommitStep:
+    """Single node: the local COMMIT (``synchronous=FULL``) is the durability point."""
+
+    def commit(self, database: str, effect: effects.Effect, applied_index: int) -> int:
+        return applied_index + 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriterConfig:
+    limits: ConnectionLimits = ConnectionLimits()
+    query_timeout_ms: int = 10_000
+    group_commit_max: int = 256
+    write_queue_max: int = 4096
+    txn_timeout_s: float = 5.0
+    synchronous_full: bool = True
+
+
+@dataclasses.dataclass(slots=True)
+class _Finished:
+    job: Job
+    value: Any
+    error: BaseException | None
+    commit_index: int | None
+    state: tuple[Any, ...]
+
+
+_STEAL = object()
+
+
+class Writer:
+    def __init__(self, name: str, path: Path, config: WriterConfig, cache: StatementCache,
+                 commit_step: CommitStep) -> None:
+        self.name = name
+        self.config = config
+        self.cache = cache
+        self.commit_step = commit_step
+        opened = open_connection(path, Role.WRITER, config.limits,
+                                 synchronous_full=config.synchronous_full)
+        self.connection = opened.connection
+        self.runner = StatementRunner(self.connection, config.query_timeout_ms)
+        self.recorder = effects.TxnRecorder(self.connection)
+        self._commit_authorized = False
+        self.connection.set_commit_hook(self._commit_hook)
+        with self._authorized_commit():
+            effects.ensure_state_table(self.connection)
+        self.applied_index = effects.read_applied_index(self.connection)
+        self.txn_foreign_keys = False
+        self.group_open = False
+        self.owner: SqlSession | None = None
+        self._finished: list[_Finished] = []
+        self._general: collections.deque[Job] = collections.deque()
+        self._owner_lane: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=f"edgelite-writer-{name}",
+                                        daemon=True)
+        self._thread.start()
+
+    # --- any thread ----------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            if self._stopping:
+                raise StorageError(f"database {self.name} is closing")
+            if job.session is self.owner or job.close_session:
+                self._owner_lane.append(job)
+            elif len(self._general) >= self.config.write_queue_max:
+                raise OverloadedError(
+                    f"Too many concurrent requests: {len(self._general)} writes are waiting "
+                    f"for database {self.name} (write_queue_max)")
+            else:
+                self._general.append(job)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+        self.connection.close()
+
+    # --- the loop (writer thread) ----------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            item = self._next_job()
+            if item is None:
+                break
+            if item is _STEAL:
+                self._steal_from_owner()
+                continue
+            assert isinstance(item, Job)
+            try:
+                if item.close_session:
+                    self._close(item)
+                elif item.solo or item.session is self.owner:
+                    self._run_solo(item)
+                else:
+                    self._run_group(item)
+            except Exception:  # a bug: never let it kill the writer silently
+                logger.exception("writer %s: unexpected failure", self.name)
+        self._shutdown()
+
+    def _next_job(self) -> Job | object | None:
+        with self._cond:
+            while True:
+                if self._owner_lane:
+                    return self._owner_lane.popleft()
+                owner = self.owner
+                if owner is None and self._general:
+                    return self._general.popleft()
+                if owner is not None and self._general:
+                    held_s = time.monotonic() - owner.txn_started_at
+                    if held_s > self.config.txn_timeout_s:
+                        return _STEAL
+                    self._cond.wait(self.config.txn_timeout_s - held_s + 0.001)
+                    continue
+                if self._stopping:
+                    return None
+                self._cond.wait()
+
+    def _shutdown(self) -> None:
+        with self._cond:
+            pending = list(self._owner_lane) + list(self._general)
+            self._owner_lane.clear()
+            self._general.clear()
+        closing = StorageError(f"database {self.name} is closing")
+        for job in pending:
+            self._deliver(job, None, closing, None)
+        if self.recorder.active or self.connection.in_transaction:
+            self.rollback_transaction()
+
+    def _collect_group(self, first: Job) -> list[Job]:
+        jobs = [first]
+        foreign_keys = first.session.foreign_keys
+        with self._cond:
+            while (self._general and len(jobs) < self.config.group_commit_max
+                   and not self._general[0].solo
+                   and self._general[0].session.foreign_keys == foreign_keys):
+                jobs.append(self._general.popleft())
+        return jobs
+
+    def _requeue_front(self, jobs: list[Job]) -> None:
+        with self._cond:
+            self._general.extendleft(reversed(jobs))
+            self._cond.notify()
+
+    def _run_group(self, first: Job) -> None:
+        jobs = self._collect_group(first)
+        try:
+            self.begin_transaction(first.session.foreign_keys)
+        except Exception as exc:
+            for job in jobs:
+                self._deliver(job, None, exc, None)
+            return
+        self.group_open = True
+        self._finished = []
+        for position, job in enumerate(jobs):
+            state = job.session.snapshot()
+            ctx = WriterContext(self, job.session, job.budget, grouped=True)
+            try:
+                value, error = job.program(ctx), None
+            except GroupLost:
+                self._group_lost(jobs[position:], state)
+                return
+            except Exception as exc:
+                value, error = None, exc
+            if ctx.left_group:
+                self._deliver(job, value, error, ctx.commit_index)
+                self._requeue_front(jobs[position + 1:])
+                return
+            self._finished.append(_Finished(job, value, error, ctx.commit_index, state))
+        self._finish_group()
+
+    def _finish_group(self) -> None:
+        with contextlib.suppress(Exception):  # flush_group delivered the failure
+            self.flush_group()
+
+    def _group_lost(self, remaining: list[Job], state: tuple[Any, ...]) -> None:
+        """The group's transaction was rolled back under a job: run each job alone."""
+        self.group_open = False
+        self.rollback_transaction()
+        remaining[0].session.restore(state)
+        redo = [item.job for item in self._finished] + remaining
+        for item in self._finished:
+            item.job.session.restore(item.state)
+        self._finished = []
+        for job in redo:
+            job.solo = True
+        self._requeue_front(redo)
+
+    def _run_solo(self, job: Job) -> None:
+        ctx = WriterContext(self, job.session, job.budget, grouped=False)
+        try:
+            value, error = job.program(ctx), None
+        except Exception as exc:
+            value, error = None, exc
+        assert not self.group_open
+        if job.session.txn is not TxnState.WRITE and self.owner is job.session:
+            self.release_ownership(job.session)
+        self._deliver(job, value, error, ctx.commit_index)
+
+    def _close(self, job: Job) -> None:
+        session = job.session
+        if session.txn is TxnState.WRITE and self.owner is session:
+            self.rollback_transaction()
+        session.leave_txn()
+        session.closed = True
+        self.release_ownership(session)
+        self._deliver(job, None, None, None)
+
+    def _steal_from_owner(self) -> None:
+        owner = self.owner
+        assert owner is not None
+        self.rollback_transaction()
+        owner.leave_txn()
+        owner.txn = TxnState.ABORTED
+        owner.abort_reason = (
+            f"Transaction timed out: it held the write lock longer than "
+            f"{self.config.txn_timeout_s:g}s while other writes waited, and was rolled back")
+        self.release_ownership(owner)
+        logger.info("writer %s: rolled back a transaction that held the lock too long",
+                    self.name)
+
+    def _deliver(self, job: Job, value: Any, error: BaseException | None,
+                 commit_index: int | None) -> None:
+        outcome = JobOutcome(value, error, commit_index, self.applied_index)
+        try:
+            job.on_done(outcome)
+        except Exception:
+            logger.exception("writer %s: completion callback failed", self.name)
+
+    # --- transaction mechanics (writer thread; used by WriterContext) ------------------------
+
+    def begin_transaction(self, foreign_keys: bool) -> None:
+        assert not self.connection.in_transaction and not self.recorder.active
+        if foreign_keys != self.txn_foreign_keys:
+            with internal_statements(self.connection):
+                self.runner.run_internal(f"PRAGMA foreign_keys={int(foreign_keys)}")
+            self.txn_foreign_keys = foreign_keys
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            self.recorder.begin()
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+
+    def commit_transaction(self) -> int | None:
+        """Capture the effect, pass it through the commit step, then COMMIT locally."""
+        effect = self.recorder.finish()
+        index = None
+        if not effect.is_empty:
+            index = self.commit_step.commit(self.name, effect, self.applied_index)
+            assert index > self.applied_index, (index, self.applied_index)
+            effects.write_applied_index(self.connection, index)
+        try:
+            with self._authorized_commit():
+                self.connection.execute("COMMIT")
+        except apsw.Error as exc:
+            self.rollback_transaction()
+            raise StorageError(f"database {self.name}: local commit failed: {exc}") from exc
+        if index is not None:
+            self.applied_index = index
+        return index
+
+    def rollback_transaction(self) -> None:
+        if self.recorder.active:
+            self.recorder.abandon()
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+
+    def flush_group(self) -> int | None:
+        """Commit the open group now and deliver its finished jobs.
+
+        Called at the end of a group, and by a job that begins an interactive
+        transaction (its earlier autocommit statements commit with the group).
+        On failure every finished job gets the error, and it is re-raised.
+        """
+        assert self.group_open
+        finished, self._finished = self._finished, []
+        self.group_open = False
+        try:
+            index = self.commit_transaction()
+        except Exception as exc:
+            self.rollback_transaction()
+            for item in finished:
+                self._deliver(item.job, None, exc, None)
+            raise
+        for item in finished:
+            self._deliver(item.job, item.value, item.error,
+                          _max_index(index, item.commit_index))
+        return index
+
+    def take_ownership(self, session: SqlSession) -> None:
+        with self._cond:
+            assert self.owner is None, "the writer already has an owner"
+            self.owner = session
+
+    def release_ownership(self, session: SqlSession) -> None:
+        with self._cond:
+            if self.owner is session:
+                self.owner = None
+                self._cond.notify()
+
+    def check_deferred_foreign_keys(self) -> None:
+        pending, _ = self.connection.status(apsw.SQLITE_DBSTATUS_DEFERRED_FKS)
+        if pending:
+            raise SqlError("SQLite error: FOREIGN KEY constraint failed",
+                           code="SQLITE_CONSTRAINT", sqlite_code=apsw.SQLITE_CONSTRAINT,
+                           extended_code=apsw.SQLITE_CONSTRAINT_FOREIGNKEY)
+
+    def replicate_created_table(self, info: StatementInfo) -> None:
+        """Make ``CREATE TABLE … AS SELECT`` deterministic on replicas.
+
+        Replicas get the resulting table definition (a DDL segment) and its rows as
+        ordinary inserts in the next changeset, never the query.
+        """
+        table = next(a.arg1 for a in info.actions if a.code == apsw.SQLITE_CREATE_TABLE)
+        assert table is not None
+        quoted = '"' + table.replace('"', '""') + '"'
+        run = self.runner.run_internal
+        with internal_statements(self.connection):
+            schema_sql = self.connection.execute(
+                "SELECT sql FROM sqlite_schema WHERE type='table' AND name=?", (table,)
+            ).fetchone()[0]
+            columns = [row[1] for row in self.connection.execute(
+                f"PRAGMA main.table_info({quoted})")]
+            run(f"CREATE TEMP TABLE _edgelite_ctas AS SELECT rowid AS _edgelite_rowid, * "
+                f"FROM main.{quoted}")
+            run(f"DELETE FROM main.{quoted}")
+        self.recorder.after_ddl(str(schema_sql))
+        column_list = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+        with internal_statements(self.connection):
+            run(f"INSERT INTO main.{quoted}(rowid, {column_list}) "
+                "SELECT * FROM temp._edgelite_ctas")
+            run("DROP TABLE temp._edgelite_ctas")
+
+    def _commit_hook(self) -> bool:
+        # True turns the commit into a rollback: nothing commits that did not pass
+        # through commit_transaction (and so through the commit step).
+        return not self._commit_authorized
+
+    @contextlib.contextmanager
+    def _authorized_commit(self) -> Iterator[None]:
+        self._commit_authorized = True
+        try:
+            yield
+        finally:
+            self._commit_authorized = False
+
+
+def _max_index(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
