@@ -24,12 +24,21 @@ import apsw
 
 from edgelite.errors import PermissionDeniedError, SqlError
 from edgelite.storage.executor import (
-    Column, ResponseBudget, StatementResult, StatementRunner, Value, bind_arguments,
-)
-from edgelite.storage.statements import (
-    Kind, StatementCache, StatementInfo, is_blank_sql, probe_statement,
+    Column,
+    ResponseBudget,
+    StatementResult,
+    StatementRunner,
+    Value,
+    bind_arguments,
 )
 from edgelite.storage.session import GroupLost, NeedsWriter, SqlSession, TxnState
+from edgelite.storage.statements import (
+    Kind,
+    StatementCache,
+    StatementInfo,
+    is_blank_sql,
+    probe_statement,
+)
 
 if TYPE_CHECKING:
     from edgelite.storage.describe import Description

@@ -23,7 +23,7 @@ from edgelite.storage.writer import CommitStep, LocalCommitStep, Writer, WriterC
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DatabaseConfig:
-    limits: ConnectionLimits = ConnectionLimits()
+    limits: ConnectionLimits = dataclasses.field(default_factory=ConnectionLimits)
     query_timeout_ms: int = 10_000
     read_connections: int = 4
     group_commit_max: int = 256

@@ -109,13 +109,13 @@ class Job:
     close_session: bool = False  # end the session's transaction and forget it
 
 
-class NeedsWriter(BaseException):  # noqa: N818 - control flow, not an error
+class NeedsWriter(BaseException):
     """Raised inside a reader when a statement needs the writer; the job moves there.
 
     A BaseException so that programs catching ``Exception`` cannot swallow it.
     """
 
 
-class GroupLost(BaseException):  # noqa: N818 - control flow, not an error
+class GroupLost(BaseException):
     """The shared group transaction was rolled back under a job (e.g. by an
     ``OR ROLLBACK`` conflict); every job of the group is re-run on its own."""

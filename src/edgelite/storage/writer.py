@@ -63,7 +63,7 @@ class LocalCommitStep:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WriterConfig:
-    limits: ConnectionLimits = ConnectionLimits()
+    limits: ConnectionLimits = dataclasses.field(default_factory=ConnectionLimits)
     query_timeout_ms: int = 10_000
     group_commit_max: int = 256
     write_queue_max: int = 4096
