@@ -240,7 +240,7 @@ def test_s13_jwt_auth_over_http(runs: Runs, transport: str) -> None:
     http_status_error(seen["expired"]["error"], 401, "AUTH_JWT_EXPIRED")
     assert seen["readOnlySelect"] == {"rows": [[0]]}
     assert "error" in seen["readOnlyInsert"], seen["readOnlyInsert"]
-    http_status_error(seen["readOnlyInsert"]["error"], 403, "AUTH_FORBIDDEN")
+    http_status_error(seen["readOnlyInsert"]["error"], 403, "AUTH_PERMISSION_DENIED")
     assert seen["after"] == [[0]]
 
 
