@@ -53,7 +53,7 @@ class CampaignKind(enum.Enum):
 def has_unapplied_conf_changes(r: Raft) -> bool:
     """Is a committed conf change not yet applied? Then our configuration is stale and we
     must not campaign with it (etcd does the same)."""
-    lo = r.log.applied + 1
+    lo = max(r.log.applied + 1, r.log.first_index())  # past a snapshot not yet installed
     hi = r.log.committed + 1
     while lo < hi:
         page = r.log.entries(lo, hi, _SCAN_PAGE_BYTES)

@@ -13,7 +13,7 @@ throws away everything else, like a crash.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +113,7 @@ class Node:
         data = encode_state(self.applied)
         meta = SnapshotMeta(
             index=index,
-            term=self.raft.log.term(index),
+            term=self.storage.term(index),
             conf_state=self.raft.conf,
             size_bytes=len(data),
             id=f"{self.id}@{index}",
@@ -205,6 +205,18 @@ class Cluster:
             self.nodes[message.to_id].raft.step(message)
             delivered.append(message)
         return delivered
+
+    def deliver_one_by_one(self, to: NodeId) -> Iterator[Message]:
+        """Like ``deliver(to)``, yielding each message just before it is stepped (so a
+        transcript shows the message before what handling it logs)."""
+        batch = [m for m in self.in_flight if m.to_id == to]
+        self.in_flight = [m for m in self.in_flight if m.to_id != to]
+        for message in batch:
+            if (message.from_id, message.to_id) in self.blocked or to not in self.nodes:
+                self.dropped.append(message)
+                continue
+            yield message
+            self.nodes[to].raft.step(message)
 
     def stabilize(self, max_rounds: int = 1000) -> None:
         """Process Readies and deliver messages until nothing is left to do."""
