@@ -278,6 +278,7 @@ def test_s09_stream_expiry(server_pool: ServerPool, unique: Callable[[str], str]
     if error["code"] != "STREAM_EXPIRED":
         # protocol.md §11 scenario 9 also accepts a plain HTTP 400 ("invalid baton").
         http_status_error(error, 400, "STREAM_EXPIRED")
+    assert seen["commit"]["code"] == "TRANSACTION_CLOSED", seen["commit"]
     assert seen["recovered"] == [[0]], "the expired transaction must have rolled back"
 
 
