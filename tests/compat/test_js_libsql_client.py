@@ -290,6 +290,8 @@ def test_s15_s16_websocket_reconnect_after_60s(runs: Runs, mode: str) -> None:
     assert seen["second"] == [[0]], "other connections do not see the open transaction"
     assert seen["inTx"] == [1], "the old socket still carries the transaction"
     assert seen["after"] == [[1]]
+    assert seen["afterUsedNewSocket"] is True
+    assert seen["oldSocketClosed"] is True
 
 
 def test_s17_jwt_auth_over_websocket(runs: Runs) -> None:

@@ -312,8 +312,15 @@ const scenarios = {
   s16_ws_reconnect: async () => {
     const target = new URL(config.url);
     let accepted = 0;
+    const upBytes = []; // bytes the client sent on each relayed socket
+    const socketClosed = [];
     const proxy = net.createServer((down) => {
+      const index = accepted;
       accepted += 1;
+      upBytes.push(0);
+      socketClosed.push(false);
+      down.on("data", (chunk) => { upBytes[index] += chunk.length; });
+      down.on("close", () => { socketClosed[index] = true; });
       const up = net.connect(Number(target.port), "127.0.0.1");
       down.pipe(up).on("error", () => down.destroy());
       up.pipe(down).on("error", () => up.destroy());
@@ -340,12 +347,26 @@ const scenarios = {
       const first = await rows(c, "SELECT 1");
       const deadline = RealDate.now() + 10000;
       while (accepted < 2 && RealDate.now() < deadline) await sleep(10);
-      await sleep(50); // let the client swap to the new socket after its handshake
-      const second = await rows(c, `SELECT count(*) FROM ${t}`);
+      // The client switches to the new socket once its handshake completed; wait
+      // until the new socket has carried more than the upgrade and hello.
+      const handshakeBytes = upBytes[1] ?? 0;
+      let second;
+      for (let i = 0; i < 100; i++) {
+        second = await rows(c, `SELECT count(*) FROM ${t}`);
+        if ((upBytes[1] ?? 0) > handshakeBytes) break;
+        await sleep(20);
+      }
       const inTx = Array.from((await tx.execute(`SELECT count(*) FROM ${t}`)).rows[0]);
       await tx.commit();
+      const beforeAfter = upBytes[1] ?? 0;
       const after = await rows(c, `SELECT count(*) FROM ${t}`);
-      return { connections: accepted, first, second, inTx, after };
+      // The old socket is closed by the client once its last stream (the tx) ended.
+      const closeDeadline = RealDate.now() + 5000;
+      while (!socketClosed[0] && RealDate.now() < closeDeadline) await sleep(10);
+      return {
+        connections: accepted, first, second, inTx, after,
+        afterUsedNewSocket: (upBytes[1] ?? 0) > beforeAfter, oldSocketClosed: socketClosed[0],
+      };
     } finally {
       c.close();
       globalThis.Date = RealDate;
