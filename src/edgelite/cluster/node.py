@@ -1,0 +1,310 @@
+"""A node's SQL service: namespaces, streams, and Hrana programs run on storage.
+
+This is what the server talks to (through the ``NodeService`` protocol it declares).
+Everything blocking happens on storage threads; this class only routes jobs and turns
+their completion callbacks into awaitables.
+
+Single node: every database commits through ``LocalCommitStep`` (the local fsync is the
+durability point). The cluster work replaces the commit step, not this interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from edgelite.cluster import hrana_engine as engine
+from edgelite.cluster.catalog import (
+    DEFAULT_NAMESPACE,
+    Catalog,
+    check_namespace_name,
+    config_to_json,
+    parse_config,
+)
+from edgelite.errors import (
+    BlockedError,
+    NamespaceNotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    StorageError,
+)
+from edgelite.protocol.hrana import messages as m
+from edgelite.protocol.hrana.legacy import LegacyRequest
+from edgelite.protocol.hrana.sql_store import SqlStore
+from edgelite.storage.connection import ConnectionLimits
+from edgelite.storage.database import Database, DatabaseConfig
+from edgelite.storage.executor import ResponseBudget
+from edgelite.storage.session import JobOutcome, Program, SqlSession
+from edgelite.storage.statements import Kind
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestLimits:
+    response_bytes_max: int = 10 * 1024 * 1024
+    rows_per_response_max: int = 1_000_000
+
+    def budget(self) -> ResponseBudget:
+        return ResponseBudget(self.response_bytes_max, self.rows_per_response_max)
+
+
+@dataclasses.dataclass(slots=True)
+class NamespaceStats:
+    rows_read: int = 0
+    rows_written: int = 0
+    queries: int = 0
+    write_requests: int = 0
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Stream:
+    """One client stream on one database (opaque to the server)."""
+
+    namespace: str
+    database: Database
+    session: SqlSession
+    write_blocked: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Executed:
+    value: Any
+    replication_index: int
+
+
+class Node:
+    def __init__(self, catalog: Catalog, db_config: DatabaseConfig,
+                 limits: RequestLimits) -> None:
+        self.catalog = catalog
+        self.db_config = db_config
+        self.limits = limits
+        self._databases: dict[str, Database] = {}
+        self._lock = threading.Lock()
+        self.stats: dict[str, NamespaceStats] = {}
+
+    # --- databases -----------------------------------------------------------------------
+
+    def database(self, name: str) -> Database:
+        with self._lock:
+            database = self._databases.get(name)
+            if database is not None:
+                return database
+            if not self.catalog.exists(name):
+                raise NamespaceNotFoundError(f"Namespace `{name}` doesn't exist")
+            database = Database(name, self.catalog.path(name), self._config_for(name))
+            self._databases[name] = database
+            self.stats.setdefault(name, NamespaceStats())
+            return database
+
+    def _config_for(self, name: str) -> DatabaseConfig:
+        timeout = self.catalog.config(name).txn_timeout_s
+        if timeout is None:
+            return self.db_config
+        return dataclasses.replace(self.db_config, txn_timeout_s=float(timeout))
+
+    def close(self) -> None:
+        with self._lock:
+            databases, self._databases = list(self._databases.values()), {}
+        for database in databases:
+            database.close()
+
+    # --- streams -------------------------------------------------------------------------
+
+    def open_stream(self, namespace: str, *, read_only: bool) -> Stream:
+        config = self.catalog.config(namespace) if self.catalog.exists(namespace) else None
+        database = self.database(namespace)
+        blocked = None
+        if config is not None and config.block_reads:
+            raise BlockedError(f"Operation was blocked: {config.block_reason or 'reads'}")
+        if config is not None and config.block_writes:
+            blocked = config.block_reason or "writes are blocked"
+        session = database.open_session(read_only=read_only or blocked is not None)
+        return Stream(namespace, database, session, blocked)
+
+    async def close_stream(self, stream: Stream) -> None:
+        if stream.session.closed:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[JobOutcome] = loop.create_future()
+        stream.database.close_session(stream.session, _settle_from_thread(loop, done))
+        await done
+
+    async def run(self, stream: Stream, program: Program, texts: Sequence[str]) -> Executed:
+        """Run ``program`` for ``stream``; raises what the program raised."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[JobOutcome] = loop.create_future()
+        stream.database.submit(stream.session, program, budget=self.limits.budget(),
+                               on_done=_settle_from_thread(loop, done),
+                               prefer_reader=self._prefer_reader(stream.database, texts))
+        outcome = await done
+        stats = self.stats.setdefault(stream.namespace, NamespaceStats())
+        if outcome.commit_index is not None:
+            stats.write_requests += 1
+        if outcome.error is not None:
+            if isinstance(outcome.error, PermissionDeniedError) and stream.write_blocked:
+                raise BlockedError(f"Operation was blocked: {stream.write_blocked}")
+            raise outcome.error
+        index = outcome.commit_index or outcome.applied_index
+        return Executed(outcome.value, index)
+
+    @staticmethod
+    def _prefer_reader(database: Database, texts: Sequence[str]) -> bool:
+        """Reads go to the pool first; a known write goes straight to the writer."""
+        for text in texts:
+            info = database.cache.get(text) if text else None
+            if info is not None and (info.needs_writer or info.kind in (
+                    Kind.SAVEPOINT, Kind.COMMIT, Kind.ROLLBACK)):
+                return False
+        return True
+
+    async def pipeline(self, stream: Stream, requests: Sequence[m.StreamRequest],
+                       stored_sql: SqlStore) -> Executed:
+        program = engine.Pipeline(requests, stored_sql)
+        executed = await self.run(stream, program, engine.sql_texts(requests, stored_sql))
+        run: engine.PipelineRun = executed.value
+        self._count(stream.namespace, run.results)
+        results = [engine.with_replication_index(r, executed.replication_index)
+                   for r in run.results]
+        return Executed(engine.PipelineRun(results, run.stored_sql, run.closed),
+                        executed.replication_index)
+
+    async def cursor(self, stream: Stream, batch: m.Batch, stored_sql: SqlStore) -> Executed:
+        texts = [step.stmt.sql or "" for step in batch.steps]
+        return await self.run(stream, engine.CursorProgram(batch, stored_sql), texts)
+
+    async def legacy(self, stream: Stream, request: LegacyRequest) -> Executed:
+        texts = [s if isinstance(s, str) else s.q for s in request.statements]
+        return await self.run(stream, engine.LegacyProgram(request), texts)
+
+    def _count(self, namespace: str, results: Sequence[m.StreamResult]) -> None:
+        stats = self.stats.setdefault(namespace, NamespaceStats())
+        for result in results:
+            if not isinstance(result, m.StreamResultOk):
+                continue
+            response = result.response
+            if isinstance(response, m.ExecuteResponse):
+                _add(stats, response.result)
+            elif isinstance(response, m.BatchResponse):
+                for step in response.result.step_results:
+                    if step is not None:
+                        _add(stats, step)
+
+    # --- admin ---------------------------------------------------------------------------
+
+    def create_namespace(self, name: str, body: dict[str, Any]) -> None:
+        self.catalog.create(check_namespace_name(name), parse_config(body))
+        self.database(name)
+
+    def namespace_config(self, name: str) -> dict[str, Any]:
+        self.database(check_namespace_name(name))  # 404 for unknown namespaces
+        return config_to_json(self.catalog.config(name))
+
+    def set_namespace_config(self, name: str, body: dict[str, Any]) -> None:
+        self.database(check_namespace_name(name))
+        for field in ("block_reads", "block_writes"):
+            if field not in body:
+                raise ProtocolError(f"missing field `{field}` (required)")
+        self.catalog.write_config(name, parse_config(body))
+
+    async def delete_namespace(self, name: str) -> None:
+        check_namespace_name(name)
+        with self._lock:
+            database = self._databases.pop(name, None)
+        if database is not None:
+            await asyncio.to_thread(database.close)
+        self.catalog.delete(name)
+        self.stats.pop(name, None)
+
+    async def fork_namespace(self, source: str, target: str) -> None:
+        """Copy ``source`` into a new ``target`` at one consistent point (backup API)."""
+        database = self.database(check_namespace_name(source))
+        check_namespace_name(target)
+        config = self.catalog.config(source)
+        path = self.catalog.create(target, config)
+        try:
+            await asyncio.to_thread(_backup, database.path, path)
+        except BaseException:
+            self.catalog.delete(target)
+            raise
+        self.database(target)
+
+    def namespaces(self) -> list[str]:
+        return self.catalog.names()
+
+    def applied_indexes(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return [(name, db.applied_index) for name, db in self._databases.items()]
+
+    def namespace_stats(self, name: str) -> dict[str, Any]:
+        database = self.database(check_namespace_name(name))
+        stats = self.stats.setdefault(name, NamespaceStats())
+        size = sum(p.stat().st_size for p in database.path.parent.glob(
+            database.path.name + "*") if p.is_file())
+        return {"rows_read_count": stats.rows_read, "rows_written_count": stats.rows_written,
+                "query_count": stats.queries, "write_requests_delegated": 0,
+                "storage_bytes_used": size, "replication_index": database.applied_index,
+                "write_requests": stats.write_requests}
+
+
+def build_node(values: Mapping[str, Any], *, data_dir: Path | None,
+               db_file: Path | None) -> Node:
+    """A node configured from resolved settings (``edgelite.settings.load``)."""
+    limits = ConnectionLimits(sql_bytes_max=values["sql_bytes_max"],
+                              value_bytes_max=values["value_bytes_max"],
+                              parameters_per_statement_max=values["parameters_per_statement_max"],
+                              cache_pages=values["cache_pages"])
+    db_config = DatabaseConfig(
+        limits=limits, query_timeout_ms=values["query_timeout_ms"],
+        read_connections=values["read_connections"],
+        group_commit_max=values["group_commit_max"],
+        write_queue_max=values["write_queue_max"], read_queue_max=values["read_queue_max"],
+        txn_timeout_s=values["txn_timeout_s"])
+    return Node(Catalog(data_dir, db_file), db_config,
+                RequestLimits(values["response_bytes_max"], values["rows_per_response_max"]))
+
+
+def _add(stats: NamespaceStats, result: m.StmtResult) -> None:
+    stats.queries += 1
+    stats.rows_read += result.rows_read
+    stats.rows_written += result.rows_written
+
+
+def _settle_from_thread(loop: asyncio.AbstractEventLoop,
+                        future: asyncio.Future[JobOutcome]) -> Any:
+    def settle(outcome: JobOutcome) -> None:
+        if not future.done():
+            future.set_result(outcome)
+
+    def on_done(outcome: JobOutcome) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, outcome)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            logger.debug("outcome after loop close dropped")
+
+    return on_done
+
+
+def _backup(source: Path, target: Path) -> None:
+    source_connection = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
+    target_connection = apsw.Connection(str(target))
+    try:
+        with target_connection.backup("main", source_connection, "main") as backup:
+            while not backup.done:
+                backup.step(1024)
+        target_connection.execute("PRAGMA journal_mode=WAL")
+    except apsw.Error as exc:
+        raise StorageError(f"fork failed: {exc}") from exc
+    finally:
+        target_connection.close()
+        source_connection.close()
+
+
+__all__ = ["DEFAULT_NAMESPACE", "Executed", "Node", "RequestLimits", "Stream", "build_node"]

@@ -1,0 +1,82 @@
+"""Prometheus metrics of the edge (``GET /metrics``), one registry per server.
+
+Label values are bounded: routes are route names (never raw paths), namespaces are
+ones that exist, error codes come from a fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edgelite.protocol.hrana import messages as m
+
+_LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                      0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _IndexCollector(Collector):
+    def __init__(self, indexes: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._indexes = indexes
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("edgelite_replication_index",
+                                   "Highest replication index applied, per namespace",
+                                   labels=["namespace"])
+        for namespace, index in self._indexes():
+            family.add_metric([namespace], index)
+        yield family
+
+
+class Metrics:
+    def __init__(self, indexes: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("edgelite_http_requests", "HTTP requests served",
+                                ["route", "status", "namespace"], registry=r)
+        self.statement_latency = Histogram(
+            "edgelite_statement_duration_seconds", "Time SQLite spent per statement",
+            ["namespace"], buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.rows_read = Counter("edgelite_rows_read", "Rows read by statements",
+                                 ["namespace"], registry=r)
+        self.rows_written = Counter("edgelite_rows_written", "Rows written by statements",
+                                    ["namespace"], registry=r)
+        self.errors = Counter("edgelite_errors", "Errors returned, by Hrana code",
+                              ["code", "namespace"], registry=r)
+        self.open_streams = Gauge("edgelite_open_streams", "Open Hrana streams",
+                                  ["transport"], registry=r)
+        self.websocket_connections = Gauge("edgelite_websocket_connections",
+                                           "Open WebSocket connections", registry=r)
+        r.register(_IndexCollector(indexes))
+
+    def observe_results(self, namespace: str, results: Sequence[m.StreamResult]) -> None:
+        for result in results:
+            if isinstance(result, m.StreamResultError):
+                self.errors.labels(result.error.code or "UNKNOWN", namespace).inc()
+                continue
+            response = result.response
+            if isinstance(response, m.ExecuteResponse):
+                self.observe_statement(namespace, response.result)
+            elif isinstance(response, m.BatchResponse):
+                self.observe_batch(namespace, response.result)
+
+    def observe_batch(self, namespace: str, batch: m.BatchResult) -> None:
+        for step in batch.step_results:
+            if step is not None:
+                self.observe_statement(namespace, step)
+        for error in batch.step_errors:
+            if error is not None:
+                self.errors.labels(error.code or "UNKNOWN", namespace).inc()
+
+    def observe_statement(self, namespace: str, result: m.StmtResult) -> None:
+        self.statement_latency.labels(namespace).observe(result.query_duration_ms / 1000)
+        if result.rows_read:
+            self.rows_read.labels(namespace).inc(result.rows_read)
+        if result.rows_written:
+            self.rows_written.labels(namespace).inc(result.rows_written)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
