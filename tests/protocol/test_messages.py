@@ -307,3 +307,12 @@ def test_messages_without_values_are_not_copied() -> None:
     assert _wire.to_wire(StreamResultOk(CloseResponse())).response is not None
     close = StreamResultOk(CloseResponse())
     assert _wire.to_wire(close) is close
+
+
+def test_every_message_class_is_planned_at_import() -> None:
+    from edgelite.protocol.hrana import legacy, messages, ws_messages
+
+    for module in (messages, ws_messages, legacy):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, msgspec.Struct):
+                assert value in _wire._PLANS, value

@@ -40,7 +40,7 @@ from edgelite.protocol.hrana.values import (
 )
 from edgelite.protocol.hrana.ws_messages import ResponseOkMsg
 
-__all__ = ["plan_convert", "to_wire"]
+__all__ = ["plan_convert", "prepare_plans", "to_wire"]
 
 Convert = Callable[[Any], Any]
 Plan = tuple[tuple[str, Convert], ...]
@@ -64,6 +64,18 @@ _MARKER_CONVERTERS: Final[dict[object, Convert]] = {
     Int64Decimal: _decimal_to_wire,
     UInt64Decimal: _decimal_to_wire,
 }
+
+
+def prepare_plans(*modules: types.ModuleType) -> None:
+    """Plan every struct class of ``modules`` now.
+
+    Called at import time (``json_codec``), which Python serialises: afterwards plans are
+    only read, so encoding from several threads never sees a half-built plan.
+    """
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, msgspec.Struct):
+                _plan(value)
 
 
 def to_wire(obj: Any) -> Any:

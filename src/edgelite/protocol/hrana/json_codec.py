@@ -24,7 +24,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from edgelite.errors import ProtocolError
-from edgelite.protocol.hrana._wire import to_wire
+from edgelite.protocol.hrana import legacy, messages, ws_messages
+from edgelite.protocol.hrana._wire import prepare_plans, to_wire
 from edgelite.protocol.hrana.batch import (
     CONDITION_DEPTH_MAX_DEFAULT,
     STEPS_MAX_DEFAULT,
@@ -108,6 +109,7 @@ class DecodeLimits:
 DEFAULT_LIMITS: Final = DecodeLimits()
 
 _ENCODER: Final = msgspec.json.Encoder()
+prepare_plans(messages, ws_messages, legacy)
 
 
 def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
