@@ -146,7 +146,7 @@ else:
 class Col(Message, frozen=True):
     """A result column: name (or alias) and declared type (``None`` for expressions)."""
 
-    name: str | None
+    name: str | None = None
     decltype: str | None = None
 
 
