@@ -9,7 +9,7 @@ import apsw.ext
 
 from edgelite.storage.executor import Column
 from edgelite.storage.sqlite_errors import sql_error_from_apsw
-from edgelite.storage.statements import rewrite_readonly_begin
+from edgelite.storage.statements import rewrite_readonly_begin, sets_pragma
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -22,10 +22,22 @@ class Description:
 
 def describe_statement(connection: apsw.Connection, sql: str) -> Description:
     rewritten, _ = rewrite_readonly_begin(sql)
+    enforcing = connection.authorizer
+
+    def no_side_effects(code: int, *args: str | None) -> int:
+        # Flag pragmas take effect while being prepared; describing must not apply them.
+        verdict = enforcing(code, *args) if enforcing is not None else apsw.SQLITE_OK
+        if verdict == apsw.SQLITE_OK and sets_pragma(code, *args[:2]):
+            return apsw.SQLITE_IGNORE
+        return int(verdict)
+
+    connection.authorizer = no_side_effects
     try:
         details = apsw.ext.query_info(connection, rewritten)
     except apsw.Error as exc:
         raise sql_error_from_apsw(exc, phase="prepare") from exc
+    finally:
+        connection.authorizer = enforcing
     names = tuple(_with_prefix(rewritten, name, index)
                   for index, name in enumerate(details.bindings_names or (), start=1))
     columns = tuple(Column(str(name), decltype)

@@ -131,6 +131,18 @@ class StatementInfo:
     def controls_transaction(self) -> bool:
         return self.kind in TRANSACTION_KINDS
 
+    @property
+    def created_table(self) -> str:
+        """The table a ``CREATE TABLE`` statement creates."""
+        return next(str(a.arg1) for a in self.actions if a.code == apsw.SQLITE_CREATE_TABLE)
+
+    @property
+    def dropped_table(self) -> str | None:
+        """The main-database table a ``DROP TABLE`` statement drops, if any."""
+        return next((str(a.arg1) for a in self.actions
+                     if a.code == apsw.SQLITE_DROP_TABLE and a.database in (None, "main")),
+                    None)
+
 
 def is_blank_sql(text: str) -> bool:
     """True if ``text`` holds only whitespace, ``;`` and comments."""
@@ -148,6 +160,12 @@ def is_blank_sql(text: str) -> bool:
         else:
             return False
     return True
+
+
+def sets_pragma(code: int, name: str | None, value: str | None) -> bool:
+    """A pragma that assigns a value (as opposed to reading, or naming a table)."""
+    return (code == apsw.SQLITE_PRAGMA and value is not None
+            and (name or "").lower() not in TABLE_ARGUMENT_PRAGMAS)
 
 
 def rewrite_readonly_begin(sql: str) -> tuple[str, bool]:
@@ -170,7 +188,9 @@ def probe_statement(connection: apsw.Connection, sql: str) -> StatementInfo:
     def record(code: int, arg1: str | None, arg2: str | None, database: str | None,
                trigger_or_view: str | None) -> int:
         actions.append(Action(code, arg1, arg2, database, trigger_or_view))
-        return apsw.SQLITE_OK
+        # SQLite applies flag pragmas (foreign_keys, query_only, ...) while *preparing*
+        # them; IGNORE turns the pragma into a no-op so probing never changes state.
+        return apsw.SQLITE_IGNORE if sets_pragma(code, arg1, arg2) else apsw.SQLITE_OK
 
     def stop_before_step(cursor: apsw.Cursor, first_sql: str, _bindings: object) -> bool:
         seen["first_sql"] = first_sql
