@@ -105,8 +105,19 @@ class StatementRunner:
         self._columns: tuple[Column, ...] = ()
         self._prepared = False
         connection.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
-        self._cursor = connection.cursor()
-        self._cursor.exec_trace = self._capture_columns
+        self._cursor = self._new_cursor()
+
+    def _new_cursor(self) -> apsw.Cursor:
+        cursor = self.connection.cursor()
+        cursor.exec_trace = self._capture_columns
+        return cursor
+
+    def _abandon_statement(self) -> None:
+        # A statement we stopped stepping (a budget was exceeded) stays active: it keeps
+        # a read snapshot on a reader, and on the writer it makes the savepoint rollback
+        # that undoes it fail with "database is locked". Reset it by discarding the cursor.
+        self._cursor.close(force=True)
+        self._cursor = self._new_cursor()
 
     def _past_deadline(self) -> bool:
         return time.monotonic() > self._deadline
@@ -139,6 +150,9 @@ class StatementRunner:
                     rows.append(row)
         except apsw.Error as exc:
             raise sql_error_from_apsw(exc, phase="step" if self._prepared else "prepare") from exc
+        except BaseException:
+            self._abandon_statement()
+            raise
         finally:
             self._deadline = float("inf")
         written = connection.total_changes() - changes_before

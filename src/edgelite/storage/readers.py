@@ -99,7 +99,10 @@ class Reader:
             if self.connection.in_transaction and state[0] is TxnState.NONE:
                 self.connection.execute("ROLLBACK")
             session.restore(state)
-            self._escalate(job)
+            try:
+                self._escalate(job)
+            except Exception as exc:  # e.g. OverloadedError: the writer queue is full
+                job.on_done(JobOutcome(None, exc, None, applied))
             return
         except Exception as exc:
             value, error = None, exc
