@@ -48,6 +48,9 @@ _NO_NAMED: Mapping[str, Value] = {}
 _STATEMENT_SAVEPOINT = "SAVEPOINT edgelite_statement"
 _STATEMENT_RELEASE = "RELEASE edgelite_statement"
 _STATEMENT_ROLLBACK = "ROLLBACK TO edgelite_statement"
+_DDL_SAVEPOINT = "SAVEPOINT edgelite_ddl"
+_DDL_RELEASE = "RELEASE edgelite_ddl"
+_DDL_ROLLBACK = "ROLLBACK TO edgelite_ddl"
 
 
 class SqlContext(Protocol):
@@ -298,9 +301,12 @@ class WriterContext(_ContextBase):
 
     def _leave_group(self) -> None:
         """Commit the group now; this job continues on its own."""
-        self._note_commit(self.writer.flush_group())
+        # Leave first: if the flush fails, the group transaction is gone and the writer
+        # must deliver this job's error and requeue the rest, not run them "grouped"
+        # with no transaction open.
         self.grouped = False
         self.left_group = True
+        self._note_commit(self.writer.flush_group())
 
     def _write(self, info: StatementInfo, bindings: tuple[Value, ...],
                want_rows: bool) -> StatementResult:
@@ -310,20 +316,39 @@ class WriterContext(_ContextBase):
 
     def _ddl(self, info: StatementInfo, bindings: tuple[Value, ...],
              want_rows: bool) -> StatementResult:
+        """Run a schema statement as a DDL segment of the effect.
+
+        It runs in its own savepoint: if anything fails after SQLite ran it (copying the
+        rows of ``CREATE TABLE … AS SELECT``, a deferred foreign-key check), the savepoint
+        undoes it and the recorder forgets its segments, so replicas never get a DDL
+        the leader rolled back.
+        """
         if bindings:
             raise SqlError("SQL input error: schema statements cannot have parameters",
                            code="SQL_INPUT_ERROR")
-        recorder = self.writer.recorder
-        recorder.before_ddl()
+        writer = self.writer
+        recorder = writer.recorder
+        connection = self.connection
+        # `CREATE TABLE IF NOT EXISTS x AS SELECT` on an existing x changes nothing.
+        creates_table = info.is_ctas and not writer.table_exists(info.created_table)
+        mark = recorder.before_ddl()
+        connection.execute(_DDL_SAVEPOINT)
         try:
+            writer.before_drop_table(info)
             result = self._run(info, bindings, want_rows)
+            if creates_table:
+                writer.replicate_created_table(info)
+            else:
+                recorder.after_ddl(None if info.is_ctas else info.first_sql)
+            if self.grouped:  # the group's per-statement check, before the segment stays
+                writer.check_deferred_foreign_keys()
         except BaseException:
-            recorder.after_ddl(None)
+            if connection.in_transaction:
+                connection.execute(_DDL_ROLLBACK)
+                connection.execute(_DDL_RELEASE)
+            recorder.discard_since(mark)
             raise
-        if info.is_ctas:
-            self.writer.replicate_created_table(info)
-        else:
-            recorder.after_ddl(info.first_sql)
+        connection.execute(_DDL_RELEASE)
         return result
 
     # --- inside a client transaction ---------------------------------------------------

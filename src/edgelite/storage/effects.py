@@ -180,12 +180,24 @@ class TxnRecorder:
     def segments_cut_since(self, mark: int) -> bool:
         return self._cuts != mark
 
-    def before_ddl(self) -> None:
-        """Close the session: the DDL's own effects are re-created by re-running it."""
+    def before_ddl(self) -> int:
+        """Close the session: the DDL's own effects are re-created by re-running it.
+
+        Returns a mark for ``discard_since`` (the position the DDL's segment will take).
+        """
         assert self.active and self._session is not None
         self._take_changeset()
         self._close_session()
         self._cuts += 1
+        return len(self._segments)
+
+    def discard_since(self, mark: int) -> None:
+        """A savepoint rolled back the DDL at ``mark`` and everything after it: forget
+        those segments and the open session's changes (all made after that DDL)."""
+        assert self.active and mark <= len(self._segments)
+        self._close_session()
+        del self._segments[mark:]
+        self._open_session()
 
     def after_ddl(self, sql: str | None) -> None:
         """Record the DDL (``None`` if it failed and changed nothing) and reopen."""

@@ -302,17 +302,25 @@ def denied_reason(actions: tuple[Action, ...]) -> str | None:
         if code == apsw.SQLITE_CREATE_VTABLE and (
                 (action.arg2 or "").lower() not in ALLOWED_VTABLE_MODULES):
             return f"virtual table module {action.arg2!r} is not allowed"
-        if code in _WRITE_CODES and action.trigger_or_view is None and _is_internal(action):
-            return f"table {_target(action)} is reserved for edgelite"
+        if code in _WRITE_CODES and (target := _internal_target(action)) is not None:
+            # Also inside triggers, and no triggers or indexes on reserved tables: a
+            # trigger on _edgelite_state would run on every commit, unrecorded.
+            return f"table {target} is reserved for edgelite"
     return None
 
 
-def _target(action: Action) -> str:
-    return (action.arg2 if action.code == apsw.SQLITE_ALTER_TABLE else action.arg1) or ""
-
-
-def _is_internal(action: Action) -> bool:
-    return _target(action).lower().startswith(INTERNAL_TABLE_PREFIX)
+def _internal_target(action: Action) -> str | None:
+    """The reserved ``_edgelite*`` object an action writes or changes, if any."""
+    if action.code == apsw.SQLITE_ALTER_TABLE:
+        names = [action.arg2]
+    elif action.code in _ON_TABLE_CODES:
+        names = [action.arg1, action.arg2]  # (index or trigger name, table name)
+    else:
+        names = [action.arg1]
+    for name in names:
+        if name is not None and name.lower().startswith(INTERNAL_TABLE_PREFIX):
+            return name
+    return None
 
 
 def _classify_data(prepared: _Prepared) -> StatementInfo:
@@ -341,6 +349,10 @@ _DDL_CODES = frozenset({
     apsw.SQLITE_DROP_TRIGGER, apsw.SQLITE_DROP_VIEW, apsw.SQLITE_ALTER_TABLE,
     apsw.SQLITE_REINDEX, apsw.SQLITE_ANALYZE, apsw.SQLITE_CREATE_VTABLE,
     apsw.SQLITE_DROP_VTABLE,
+})
+_ON_TABLE_CODES = frozenset({
+    apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_DROP_INDEX, apsw.SQLITE_CREATE_TRIGGER,
+    apsw.SQLITE_DROP_TRIGGER,
 })
 _DML_CODES = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE})
 _WRITE_CODES = _DML_CODES | _DDL_CODES

@@ -37,6 +37,7 @@ from edgelite.storage.connection import ConnectionLimits, Role, open_connection
 from edgelite.storage.context import WriterContext
 from edgelite.storage.executor import StatementRunner
 from edgelite.storage.session import GroupLost, Job, JobOutcome, SqlSession, TxnState
+from edgelite.storage.sqlite_errors import sql_error_from_apsw
 from edgelite.storage.statements import StatementCache, StatementInfo
 
 logger = logging.getLogger(__name__)
@@ -371,9 +372,8 @@ class Writer:
         Replicas get the resulting table definition (a DDL segment) and its rows as
         ordinary inserts in the next changeset, never the query.
         """
-        table = next(a.arg1 for a in info.actions if a.code == apsw.SQLITE_CREATE_TABLE)
-        assert table is not None
-        quoted = '"' + table.replace('"', '""') + '"'
+        table = info.created_table
+        quoted = _quote(table)
         run = self.runner.run_internal
         with internal_statements(self.connection):
             schema_sql = self.connection.execute(
@@ -391,6 +391,49 @@ class Writer:
                 "SELECT * FROM temp._edgelite_ctas")
             run("DROP TABLE temp._edgelite_ctas")
 
+    def table_exists(self, table: str) -> bool:
+        with internal_statements(self.connection):
+            return self.connection.execute(
+                "SELECT 1 FROM main.sqlite_schema WHERE type='table' AND name=?", (table,)
+            ).fetchone() is not None
+
+    def before_drop_table(self, info: StatementInfo) -> None:
+        """Make ``DROP TABLE`` of a foreign-key parent deterministic on replicas.
+
+        With foreign keys on, SQLite empties a parent table before dropping it, after
+        dropping its triggers, so ON DELETE actions change child tables. Replicas apply
+        with foreign keys off, so those changes must travel as rows: drop the triggers
+        (DDL segments), delete the rows while the session records, then let the DROP run
+        on an empty table. Called after ``before_ddl``, inside the DDL's savepoint.
+        """
+        table = info.dropped_table
+        if table is None or not self.txn_foreign_keys or not self._is_fk_parent(table):
+            return
+        quoted = _quote(table)
+        with internal_statements(self.connection):
+            triggers = [str(row[0]) for row in self.connection.execute(
+                "SELECT name FROM main.sqlite_schema WHERE type='trigger' AND tbl_name=?",
+                (table,))]
+        for trigger in triggers:
+            drop = f"DROP TRIGGER main.{_quote(trigger)}"
+            with internal_statements(self.connection):
+                self.runner.run_internal(drop)
+            self.recorder.after_ddl(drop)
+            self.recorder.before_ddl()
+        self.recorder.after_ddl(None)
+        try:
+            self.runner.run_internal(f"DELETE FROM main.{quoted}")
+        except apsw.Error as exc:
+            raise sql_error_from_apsw(exc, phase="step") from exc
+        self.recorder.before_ddl()
+
+    def _is_fk_parent(self, table: str) -> bool:
+        with internal_statements(self.connection):
+            return self.connection.execute(
+                "SELECT 1 FROM main.sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f "
+                "WHERE m.type='table' AND f.\"table\"=? COLLATE NOCASE LIMIT 1", (table,)
+            ).fetchone() is not None
+
     def _commit_hook(self) -> bool:
         # True turns the commit into a rollback: nothing commits that did not pass
         # through commit_transaction (and so through the commit step).
@@ -403,6 +446,10 @@ class Writer:
             yield
         finally:
             self._commit_authorized = False
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _max_index(a: int | None, b: int | None) -> int | None:
