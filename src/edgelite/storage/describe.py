@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import apsw
 import apsw.ext
@@ -26,10 +27,9 @@ def describe_statement(connection: apsw.Connection, sql: str) -> Description:
 
     def no_side_effects(code: int, *args: str | None) -> int:
         # Flag pragmas take effect while being prepared; describing must not apply them.
-        verdict = enforcing(code, *args) if enforcing is not None else apsw.SQLITE_OK
-        if verdict == apsw.SQLITE_OK and sets_pragma(code, *args[:2]):
-            return apsw.SQLITE_IGNORE
-        return int(verdict)
+        # Nothing else runs while preparing, so the connection's allow-list is not
+        # consulted: a read-write caller describes an INSERT on a read connection too.
+        return apsw.SQLITE_IGNORE if sets_pragma(code, *args[:2]) else apsw.SQLITE_OK
 
     connection.authorizer = no_side_effects
     try:
@@ -52,6 +52,7 @@ def _with_prefix(sql: str, name: str | None, index: int) -> str | None:
     if name.isdigit():
         return "?" + name
     for prefix in ":@$":
-        if prefix + name in sql:
+        # The whole name, not the start of a longer one (`$a` must not match `:ab`).
+        if re.search(re.escape(prefix + name) + r"(?![\w$])", sql):
             return prefix + name
     return ":" + name
