@@ -14,6 +14,7 @@ does.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ def copy_store(store: SqlStore) -> SqlStore:
 
 
 def stmt_result(result: StatementResult) -> m.StmtResult:
+    _check_representable(result.rows)
     return m.StmtResult(
         cols=[m.Col(column.name, column.decltype) for column in result.columns],
         rows=result.rows,
@@ -64,6 +66,15 @@ def stmt_result(result: StatementResult) -> m.StmtResult:
         rows_written=result.rows_written,
         query_duration_ms=round(result.duration_ms, 3),
     )
+
+
+def _check_representable(rows: list[tuple[Any, ...]]) -> None:
+    """JSON has no infinity or NaN: refuse this statement, not the whole response."""
+    for row in rows:
+        for value in row:
+            if type(value) is float and not math.isfinite(value):
+                raise SqlError(f"SQLite error: the result holds the float {value}, which "
+                               "Hrana's JSON encoding cannot carry", code="SQLITE_MISMATCH")
 
 
 def execute_stmt(ctx: SqlContext, stmt: m.Stmt, stored: SqlStore) -> m.StmtResult:

@@ -211,13 +211,18 @@ class UserApi:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             raise web.HTTPNotFound()
         identity = self.identify(request)
-        body = hrana.decode_legacy_request(await request.read(), limits=self.limits)
         namespace = self.namespace(request)
-        handle = self.node.open_stream(namespace, read_only=self.read_only(identity, namespace))
         try:
-            executed = await self.node.legacy(handle, body)
-        finally:
-            await self.node.close_stream(handle)
+            body = hrana.decode_legacy_request(await request.read(), limits=self.limits)
+            handle = self.node.open_stream(namespace,
+                                           read_only=self.read_only(identity, namespace))
+            try:
+                executed = await self.node.legacy(handle, body)
+            finally:
+                await self.node.close_stream(handle)
+        except ProtocolError as exc:  # the legacy API answers 400 with a JSON body
+            return web.Response(body=hrana.encode_legacy_error(exc.message), status=400,
+                                content_type="application/json")
         return web.Response(body=hrana.encode_legacy_response(executed.value),
                             content_type="application/json",
                             headers=self.headers(executed.replication_index))
