@@ -197,19 +197,25 @@ def probe_statement(connection: apsw.Connection, sql: str) -> StatementInfo:
         seen["names"] = tuple(cursor.bindings_names)
         return False
 
-    cursor = connection.cursor()
-    cursor.exec_trace = stop_before_step
-    previous = connection.authorizer
-    connection.authorizer = record
-    try:
-        cursor.execute(rewritten, apsw._null_bindings, can_cache=False)
-    except apsw.ExecTraceAbort:
-        pass
-    except apsw.Error as exc:
-        raise sql_error_from_apsw(exc, phase="prepare") from exc
-    finally:
-        connection.authorizer = previous
-        cursor.close()
+    for attempt in (1, 2):
+        actions.clear()
+        cursor = connection.cursor()
+        cursor.exec_trace = stop_before_step
+        previous = connection.authorizer
+        connection.authorizer = record
+        try:
+            cursor.execute(rewritten, apsw._null_bindings, can_cache=False)
+        except apsw.ExecTraceAbort:
+            break
+        except apsw.Error as exc:
+            if attempt == 2 or connection.in_transaction:
+                raise sql_error_from_apsw(exc, phase="prepare") from exc
+            _refresh_schema(connection, exc)  # then prepare once more
+        else:
+            break  # nothing to run (blank text): the exec trace never fired
+        finally:
+            connection.authorizer = previous
+            cursor.close()
     first_sql = str(seen.get("first_sql", rewritten))
     if readonly_begin:
         first_sql, remaining = rewritten, ""
@@ -218,6 +224,24 @@ def probe_statement(connection: apsw.Connection, sql: str) -> StatementInfo:
     names = seen.get("names", ())
     assert isinstance(names, tuple)
     return _classify(sql, first_sql, remaining, tuple(actions), names, readonly_begin)
+
+
+def _refresh_schema(connection: apsw.Connection, failed: apsw.Error) -> None:
+    """Reload a schema another connection changed, before preparing again.
+
+    A connection caches the schema and notices a change only when it next reads the
+    database; some prepare errors (``ALTER TABLE … RENAME COLUMN`` of a column added
+    through the writer, on a read connection) come from the stale copy without that
+    check. Reading ``sqlite_schema`` makes SQLite compare the schema cookie and reload.
+    """
+    previous = connection.authorizer
+    connection.authorizer = None
+    try:
+        connection.execute("SELECT 1 FROM main.sqlite_schema LIMIT 1").fetchall()
+    except apsw.Error as exc:
+        raise sql_error_from_apsw(failed, phase="prepare") from exc
+    finally:
+        connection.authorizer = previous
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
