@@ -19,6 +19,7 @@ from edgelite.raft import (
     ConfState,
     EntryKind,
     HardState,
+    ProposalDroppedError,
     Raft,
     RaftConfig,
     Role,
@@ -535,6 +536,31 @@ def test_removed_leader_steps_down_once_the_change_commits() -> None:
     c.stabilize()
     assert c.nodes["1"].raft.role is Role.FOLLOWER
     assert c.nodes["2"].raft.conf.voters == {"2", "3"}
+
+
+def test_leader_removing_itself_leaves_a_log_others_can_win_with() -> None:
+    """Thesis §4.2.2: a leader being removed may still be needed for the next election
+    (here: a 2-voter cluster, whose remaining voter needs its vote when it missed the
+    commit). The leader takes no more proposals once its removal is in its log, so its
+    log never becomes more up-to-date than the survivor's and its vote stays available."""
+    c = cluster(voters=["1", "2"])
+    c.elect("1")
+    c.nodes["1"].raft.propose_conf_change(ConfChange(ConfChangeKind.REMOVE_VOTER, "1"))
+    with pytest.raises(ProposalDroppedError):
+        c.nodes["1"].raft.propose(b"after-removal")
+    c.process_ready("1")
+    c.deliver("2")
+    c.process_ready("2")
+    c.deliver("1")
+    c.process_ready("1")  # commits and applies its removal, steps down
+    assert c.nodes["1"].raft.role is Role.FOLLOWER
+    c.in_flight.clear()  # node 2 never hears that the removal committed
+    assert c.nodes["2"].raft.conf.voters == {"1", "2"}
+    for _ in range(60):
+        c.tick_all()
+        c.stabilize()
+    assert c.leader() == "2"
+    assert c.nodes["2"].raft.conf.voters == {"2"}
 
 
 def test_learners_replicate_but_never_vote_count_or_campaign() -> None:

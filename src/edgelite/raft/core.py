@@ -90,6 +90,7 @@ class Raft:
         self.randomized_election_timeout = config.election_timeout_ticks
         self.lead_transferee: NodeId | None = None
         self.pending_conf_index = 0
+        self.removing_self = False
         self.uncommitted_bytes = 0
         self.reads = ReadIndexQueue(config.max_pending_reads)
         self.incoming_snapshot: follower.IncomingSnapshot | None = None
@@ -282,6 +283,7 @@ class Raft:
         self.progress = {}
         self.lead_transferee = None
         self.pending_conf_index = 0
+        self.removing_self = False
         self.uncommitted_bytes = 0
         self.reads.clear()
 
@@ -323,6 +325,7 @@ class Raft:
         # No conf change until everything already in the log (which may hold an
         # unapplied change from a previous leader) and our no-op are applied.
         self.pending_conf_index = self.log.last_index()
+        self.removing_self = leader.log_removes_self(self)
         logger.info("%s became leader at term %d", self.id, self.term)
         leader.append_entries(self, [(EntryKind.NOOP, b"")])
         replication.bcast_append(self)

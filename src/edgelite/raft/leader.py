@@ -35,13 +35,16 @@ from edgelite.raft.messages import (
 from edgelite.raft.quorum import committed_index, quorum_size
 from edgelite.raft.read_only import ReadRequest
 from edgelite.raft.types import (
+    ENTRY_OVERHEAD_BYTES,
     ConfChange,
+    ConfChangeKind,
     Entry,
     EntryKind,
     NodeId,
     ProposalTicket,
     ReadState,
     Role,
+    decode_conf_change,
     encode_conf_change,
     entry_size_bytes,
 )
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ack_read",
     "append_entries",
+    "log_removes_self",
     "on_conf_switched",
     "on_first_commit_of_term",
     "propose_conf_change",
@@ -65,6 +69,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_SCAN_PAGE_BYTES = 1 << 20
 
 
 def tick_leader(r: Raft) -> None:
@@ -119,6 +125,28 @@ def _require_leader(r: Raft, what: str) -> None:
         raise ProposalDroppedError(
             f"{r.id} is transferring leadership to {r.lead_transferee}; cannot {what}"
         )
+    if r.removing_self:
+        # Nothing may follow our own removal in our log: once it commits we step down,
+        # and a log longer than the others' would make us refuse the votes the next
+        # leader needs (in a 2-voter cluster ours is one of them).
+        raise ProposalDroppedError(f"{r.id} is removing itself from the voters; cannot {what}")
+
+
+def log_removes_self(r: Raft) -> bool:
+    """Does the unapplied part of our log hold a change removing this node as a voter?"""
+    lo = max(r.log.applied + 1, r.log.first_index())
+    hi = r.log.last_index() + 1
+    while lo < hi:
+        page = r.log.entries(lo, hi, _SCAN_PAGE_BYTES)
+        for entry in page:
+            if entry.kind is EntryKind.CONF_CHANGE and _removes(decode_conf_change(entry.data), r):
+                return True
+        lo = page[-1].index + 1
+    return False
+
+
+def _removes(cc: ConfChange, r: Raft) -> bool:
+    return cc.kind is ConfChangeKind.REMOVE_VOTER and cc.node_id == r.id
 
 
 def append_entries(r: Raft, items: Sequence[tuple[EntryKind, bytes]]) -> list[ProposalTicket]:
@@ -134,7 +162,7 @@ def propose_entries(r: Raft, items: Sequence[tuple[EntryKind, bytes]]) -> list[P
     _require_leader(r, "propose")
     if not items:
         return []
-    size = sum(len(data) for _, data in items)
+    size = sum(len(data) + ENTRY_OVERHEAD_BYTES for _, data in items)
     limit = r.config.max_uncommitted_bytes
     if limit and r.uncommitted_bytes > 0 and r.uncommitted_bytes + size > limit:
         raise ProposalDroppedError(
@@ -167,6 +195,7 @@ def propose_conf_change(r: Raft, cc: ConfChange) -> ProposalTicket:
     validate_change(r.conf, cc)
     (ticket,) = append_entries(r, [(EntryKind.CONF_CHANGE, encode_conf_change(cc))])
     r.pending_conf_index = ticket.index
+    r.removing_self = _removes(cc, r)
     replication.bcast_append(r)
     return ticket
 

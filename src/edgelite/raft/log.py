@@ -58,13 +58,18 @@ class RaftLog:
 
     def term(self, index: int) -> int:
         """Term at ``index``; raises CompactedError / UnavailableError out of range."""
-        term = self.unstable.maybe_term(index)
-        if term is not None:
-            return term
-        if index < self.first_index() - 1:
-            raise CompactedError(f"term of {index}: log starts at {self.first_index()}")
-        if index > self.last_index():
+        unstable = self.unstable
+        if index >= unstable.offset:
+            position = index - unstable.offset
+            if position < len(unstable.entries):
+                return unstable.entries[position].term
             raise UnavailableError(f"term of {index}: last index is {self.last_index()}")
+        snapshot = unstable.snapshot
+        if snapshot is not None:
+            if index == snapshot.index:
+                return snapshot.term
+            raise CompactedError(f"term of {index}: log starts at {snapshot.index + 1}")
+        # Below the unstable tail, storage holds the current entries (and raises itself).
         return self.storage.term(index)
 
     def term_or_zero(self, index: int) -> int:

@@ -39,7 +39,10 @@ class Ready:
 
        ``must_sync`` is True when (a)-(d) contain anything a message or a future
        election depends on (entries, snapshot data, a new term or vote). A commit index
-       change alone does not need fsync: it can be learnt again.
+       change alone does not need fsync: it can be learnt again. A sync must be
+       cumulative: it also makes durable whatever earlier Readies wrote without one
+       (membership safety relies on the commit index written before a conf change
+       entry being durable once that entry is; see docs/design/raft.md).
 
     2. **Send** ``messages``, in order per destination if the transport can. They were
        produced assuming step 1 is durable: a vote, an AppendEntries acknowledgement or a
