@@ -244,7 +244,11 @@ class TxnRecorder:
 
 def _replicated_table(name: str) -> bool:
     # The state table is written by each node for itself, in the same transaction.
-    return name != STATE_TABLE
+    # sqlite_sequence travels as explicit rows (``Effect.sequence_*``): with
+    # SQLITE_SESSION_OBJCONFIG_ROWID the session records a client's own DML on it, by
+    # rowid, and those rowids differ on replicas (SQLite's automatic updates of the
+    # table are not recorded at all).
+    return name not in (STATE_TABLE, "sqlite_sequence")
 
 
 # --- apply -----------------------------------------------------------------------------
@@ -255,12 +259,14 @@ def apply_effect(connection: apsw.Connection, effect: Effect) -> None:
     Raises ``DivergenceError`` on any conflict; the caller rolls back.
     """
     assert connection.in_transaction, "apply_effect needs an open transaction"
+    sequence_before = read_sequence(connection)
     for segment in effect.segments:
         if segment.kind is SegmentKind.DDL:
             connection.execute(segment.sql)
         else:
             _apply_changeset(connection, segment.payload)
-    _apply_sequence(connection, effect.sequence_upserts, effect.sequence_deletes)
+    _apply_sequence(connection, sequence_before, effect.sequence_upserts,
+                    effect.sequence_deletes)
 
 
 def _apply_changeset(connection: apsw.Connection, changeset: bytes) -> None:
@@ -281,16 +287,30 @@ def _apply_changeset(connection: apsw.Connection, changeset: bytes) -> None:
                               + "; ".join(conflicts))
 
 
-def _apply_sequence(connection: apsw.Connection, upserts: Iterable[tuple[str, int]],
-                    deletes: Iterable[str]) -> None:
+def _apply_sequence(connection: apsw.Connection, before: dict[str, int],
+                    upserts: Iterable[tuple[str, int]], deletes: Iterable[str]) -> None:
+    """Leave ``sqlite_sequence`` as the leader left it: its state before the transaction
+    (which this replica shares) with the transaction's changes applied.
+
+    Applying rows to AUTOINCREMENT tables moved this replica's own counters on the way,
+    and the leader's may have moved differently (clients may write ``sqlite_sequence``,
+    e.g. ``DELETE FROM sqlite_sequence`` after an insert), so the target is computed
+    from ``before``, never from the current rows.
+    """
+    target = dict(before)
+    target.update(upserts)
+    for name in deletes:
+        target.pop(name, None)
+    current = read_sequence(connection)
     cursor = connection.cursor()
-    for name, seq in upserts:
-        cursor.execute("UPDATE sqlite_sequence SET seq=? WHERE name=?", (seq, name))
-        if connection.changes() == 0:
+    for name in sorted(current.keys() - target.keys()):
+        cursor.execute("DELETE FROM sqlite_sequence WHERE name=?", (name,))
+    for name, seq in sorted(target.items()):
+        if name not in current:
             cursor.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
                            (name, seq))
-    for name in deletes:
-        cursor.execute("DELETE FROM sqlite_sequence WHERE name=?", (name,))
+        elif current[name] != seq:
+            cursor.execute("UPDATE sqlite_sequence SET seq=? WHERE name=?", (seq, name))
 
 
 # --- the applied index -------------------------------------------------------------------
