@@ -301,3 +301,39 @@ def test_effects_round_trip_and_are_ordered(node: Node) -> None:
                 for segment in effect.segments if segment.kind.name == "CHANGESET"]
     assert new_rows == [[(1, 1)], [(2, 3, 4)]]
     node.assert_replica_matches()
+
+
+@pytest.mark.parametrize("setup, statements", [
+    # No sequence row before; the transaction creates one and the client deletes it.
+    (["DELETE FROM sqlite_sequence WHERE name = 's'"],
+     ["INSERT INTO s(v) VALUES (1)", "DELETE FROM sqlite_sequence WHERE name = 's'"]),
+    # The client moves the counter back to where it was before the transaction.
+    ([], ["INSERT INTO s(v) VALUES (1)", "INSERT INTO s(v) VALUES (2)",
+          "UPDATE sqlite_sequence SET seq = 1 WHERE name = 's'"]),
+    # Delete the row, let an insert re-create it (at another rowid), delete it again.
+    ([], ["DELETE FROM sqlite_sequence WHERE name = 's'", "INSERT INTO s(v) VALUES (3)",
+          "DELETE FROM sqlite_sequence WHERE name = 's'"]),
+    # Insert the max row and delete it again: the counter still moved.
+    ([], ["INSERT INTO s(id, v) VALUES (50, 'x')", "DELETE FROM s WHERE id = 50"]),
+    ([], ["INSERT INTO sqlite_sequence(name, seq) VALUES ('later', 7)",
+          "CREATE TABLE later (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+          "INSERT INTO later(v) VALUES ('x')"]),
+], ids=["created-and-deleted", "moved-back", "deleted-recreated-deleted", "max-row-deleted",
+        "row-before-table"])
+def test_clients_writing_sqlite_sequence_replicate(node: Node, setup: list[str],
+                                                   statements: list[str]) -> None:
+    """Client DML on sqlite_sequence inside a transaction that also moves the counters."""
+    session = node.session()
+    node.execute(session, "CREATE TABLE s (id INTEGER PRIMARY KEY AUTOINCREMENT, v)")
+    node.execute(session, "CREATE TABLE z (id INTEGER PRIMARY KEY AUTOINCREMENT, v)")
+    node.execute(session, "INSERT INTO s(v) VALUES (0)")
+    node.execute(session, "INSERT INTO z(v) VALUES (0)")  # s's row is not the last one
+    for sql in setup:
+        node.execute(session, sql)
+    node.execute(session, "BEGIN")
+    for sql in statements:
+        node.execute(session, sql)
+    node.execute(session, "COMMIT")
+    node.assert_replica_matches()
+    node.execute(session, "INSERT INTO s(v) VALUES ('next')")
+    node.assert_replica_matches()
