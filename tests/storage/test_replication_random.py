@@ -10,6 +10,8 @@ violations are generated on purpose); the replica must still equal the leader.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -77,16 +79,18 @@ DDL: list[st.SearchStrategy[Statement]] = [
     st.tuples(st.just("DROP TABLE IF EXISTS p"), st.just(())),
 ]
 statement = st.one_of(*DML, *DML, *DDL)
-SHAPES = ["autocommit", "commit", "rollback", "savepoint", "grouped"]
+SHAPES = ["autocommit", "commit", "rollback", "savepoint", "grouped", "interleaved"]
+# `EDGELITE_RANDOM_EXAMPLES=2000 pytest tests/storage/test_replication_random.py` for a
+# longer search.
+EXAMPLES = int(os.environ.get("EDGELITE_RANDOM_EXAMPLES", "25"))
 batch = st.tuples(st.sampled_from(SHAPES), st.booleans(),
                   st.lists(statement, min_size=1, max_size=8))
 
 
 def _try(ctx: SqlContext, sql: str, args: tuple[object, ...]) -> None:
-    try:
+    # Failures are part of the workload; only the failing statement is undone.
+    with contextlib.suppress(SqlError):
         ctx.execute(sql, args)  # type: ignore[arg-type]
-    except SqlError:
-        pass  # failures are part of the workload; only that statement is undone
 
 
 def _run_batch(node: Node, shape: str, foreign_keys: bool,
@@ -98,19 +102,38 @@ def _run_batch(node: Node, shape: str, foreign_keys: bool,
         for sql, args in statements:
             node.run(session, lambda ctx, sql=sql, args=args: _try(ctx, sql, args))
     elif shape == "grouped":
-        waiters: list[Waiter] = []
-        for sql, args in statements:
-            other = node.session()
-            if foreign_keys:
-                node.execute(other, "PRAGMA foreign_keys=ON")
-            waiters.append(node.submit(
-                other, lambda ctx, sql=sql, args=args: ctx.execute(sql, args),
-                prefer_reader=False))
-        for waiter in waiters:
-            outcome = waiter.wait()
-            assert outcome.error is None or isinstance(outcome.error, SqlError), outcome
+        _check_outcomes(_submit_each(node, statements, foreign_keys))
+    elif shape == "interleaved":
+        # An interactive transaction (one submit per statement) owns the writer while
+        # other sessions' autocommit writes queue behind it and then run grouped.
+        half = len(statements) // 2
+        node.execute(session, "BEGIN")
+        waiters = _submit_each(node, statements[half:], foreign_keys)
+        for sql, args in statements[:half]:
+            node.run(session, lambda ctx, sql=sql, args=args: _try(ctx, sql, args))
+        node.execute(session, "COMMIT")
+        _check_outcomes(waiters)
     else:
         _run_transaction(node, session, shape, statements)
+
+
+def _submit_each(node: Node, statements: list[Statement], foreign_keys: bool
+                 ) -> list[Waiter]:
+    waiters: list[Waiter] = []
+    for sql, args in statements:
+        other = node.session()
+        if foreign_keys:
+            node.execute(other, "PRAGMA foreign_keys=ON")
+        waiters.append(node.submit(
+            other, lambda ctx, sql=sql, args=args: ctx.execute(sql, args),
+            prefer_reader=False))
+    return waiters
+
+
+def _check_outcomes(waiters: list[Waiter]) -> None:
+    for waiter in waiters:
+        outcome = waiter.wait()
+        assert outcome.error is None or isinstance(outcome.error, SqlError), outcome
 
 
 def _run_transaction(node: Node, session: object, shape: str,
@@ -139,7 +162,7 @@ def _run_transaction(node: Node, session: object, shape: str,
     assert outcome.error is None, outcome.error
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(batch, min_size=1, max_size=6))
 def test_random_workloads_replicate_exactly(batches: list[tuple[str, bool, list[Statement]]]
