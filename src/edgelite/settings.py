@@ -88,8 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stored_sql_bytes_max", int, 5000, "bytes",
             "Longest text accepted by store_sql on HTTP streams.", 1),
     # --- storage -------------------------------------------------------------------------
-    Setting("read_connections", int, 4, "count",
-            "Read-only SQLite connections per database.", 1),
+    Setting("read_connections", int, 2, "count",
+            "Read-only SQLite connections (each with its own thread) per database. More "
+            "than the core count only adds GIL contention.", 1),
     Setting("group_commit_max", int, 256, "count",
             "Most autocommit writes grouped into one transaction.", 1),
     Setting("write_queue_max", int, 4096, "count",

@@ -64,6 +64,7 @@ class Catalog:
             raise ConfigError("give exactly one of a data directory or a database file")
         self.data_dir = data_dir
         self.db_file = db_file
+        self._configs: dict[str, NamespaceConfig] = {}
         if data_dir is not None:
             (data_dir / "namespaces").mkdir(parents=True, exist_ok=True)
             self._directory(DEFAULT_NAMESPACE).mkdir(exist_ok=True)
@@ -112,16 +113,22 @@ class Catalog:
         if name == DEFAULT_NAMESPACE or self.data_dir is None:
             raise InvalidNamespaceError("the default namespace cannot be deleted")
         directory = self._directory(name)
+        self._configs.pop(name, None)
         shutil.rmtree(directory)
         _fsync_directory(directory.parent)
 
     def config(self, name: str) -> NamespaceConfig:
-        if self.data_dir is None:
-            return NamespaceConfig()
-        path = self._directory(name) / "config.json"
-        if not path.exists():
-            return NamespaceConfig()
-        return NamespaceConfig.from_json(json.loads(path.read_text()))
+        """The namespace's settings (cached: read on every request)."""
+        cached = self._configs.get(name)
+        if cached is not None:
+            return cached
+        config = NamespaceConfig()
+        if self.data_dir is not None:
+            path = self._directory(name) / "config.json"
+            if path.exists():
+                config = NamespaceConfig.from_json(json.loads(path.read_text()))
+        self._configs[name] = config
+        return config
 
     def write_config(self, name: str, config: NamespaceConfig) -> None:
         if self.data_dir is None:
@@ -134,6 +141,7 @@ class Catalog:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
         _fsync_directory(path.parent)
+        self._configs[name] = config
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -119,18 +119,21 @@ class Node:
     # --- streams -------------------------------------------------------------------------
 
     def open_stream(self, namespace: str, *, read_only: bool) -> Stream:
-        config = self.catalog.config(namespace) if self.catalog.exists(namespace) else None
         database = self.database(namespace)
+        config = self.catalog.config(namespace)
         blocked = None
-        if config is not None and config.block_reads:
+        if config.block_reads:
             raise BlockedError(f"Operation was blocked: {config.block_reason or 'reads'}")
-        if config is not None and config.block_writes:
+        if config.block_writes:
             blocked = config.block_reason or "writes are blocked"
         session = database.open_session(read_only=read_only or blocked is not None)
         return Stream(namespace, database, session, blocked)
 
     async def close_stream(self, stream: Stream) -> None:
         if stream.session.closed:
+            return
+        if stream.session.is_autocommit:  # nothing held: no storage thread involved
+            stream.session.closed = True
             return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[JobOutcome] = loop.create_future()

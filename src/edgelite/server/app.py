@@ -114,7 +114,7 @@ class Server:
                 self._in_flight -= 1
         if not isinstance(response, web.WebSocketResponse):
             response.headers.update(_CORS_HEADERS)
-        self.metrics.requests.labels(route_name, str(response.status), namespace).inc()
+        self.metrics.count_request(route_name, response.status, namespace)
         return response
 
     async def start(self) -> None:

@@ -7,6 +7,7 @@ ones that exist, error codes come from a fixed vocabulary.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -51,11 +52,23 @@ class Metrics:
         self.websocket_connections = Gauge("edgelite_websocket_connections",
                                            "Open WebSocket connections", registry=r)
         r.register(_IndexCollector(indexes))
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoised: label lookup costs more than the update."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def count_request(self, route: str, status: int, namespace: str) -> None:
+        self._child(self.requests, route, str(status), namespace).inc()
 
     def observe_results(self, namespace: str, results: Sequence[m.StreamResult]) -> None:
         for result in results:
             if isinstance(result, m.StreamResultError):
-                self.errors.labels(result.error.code or "UNKNOWN", namespace).inc()
+                self._child(self.errors, result.error.code or "UNKNOWN", namespace).inc()
                 continue
             response = result.response
             if isinstance(response, m.ExecuteResponse):
@@ -69,14 +82,15 @@ class Metrics:
                 self.observe_statement(namespace, step)
         for error in batch.step_errors:
             if error is not None:
-                self.errors.labels(error.code or "UNKNOWN", namespace).inc()
+                self._child(self.errors, error.code or "UNKNOWN", namespace).inc()
 
     def observe_statement(self, namespace: str, result: m.StmtResult) -> None:
-        self.statement_latency.labels(namespace).observe(result.query_duration_ms / 1000)
+        self._child(self.statement_latency, namespace).observe(
+            result.query_duration_ms / 1000)
         if result.rows_read:
-            self.rows_read.labels(namespace).inc(result.rows_read)
+            self._child(self.rows_read, namespace).inc(result.rows_read)
         if result.rows_written:
-            self.rows_written.labels(namespace).inc(result.rows_written)
+            self._child(self.rows_written, namespace).inc(result.rows_written)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
