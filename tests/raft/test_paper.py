@@ -176,6 +176,24 @@ def test_each_server_votes_for_at_most_one_candidate_per_term() -> None:
     assert storage.hard_state.vote == "2"
 
 
+def test_only_a_granted_vote_or_the_leader_restarts_the_election_timer() -> None:
+    """Figure 2 (Followers): "If election timeout elapses without receiving
+    AppendEntries RPC from current leader or granting vote to candidate: convert to
+    candidate." A rejected vote request adopts the higher term but keeps the timer
+    running, so a candidate with a stale log cannot hold a better node back forever."""
+    raft, storage = new_raft("3", log_terms=[1, 2, 2], term=2, pre_vote=False)
+    for _ in range(5):
+        raft.tick()
+    raft.step(RequestVote("2", "3", 7, 1, 1))  # stale log: rejected
+    assert (raft.term, raft.vote, raft.election_elapsed) == (7, None, 5)
+    raft.step(RequestVote("1", "3", 8, 3, 2))  # up-to-date: granted
+    assert (raft.term, raft.vote, raft.election_elapsed) == (8, "1", 0)
+    assert [m.granted for m in drain(raft, storage) if isinstance(m, RequestVoteResponse)] == [
+        False,
+        True,
+    ]
+
+
 def test_candidate_yields_to_leader_of_same_term() -> None:
     """§5.2: "If the leader's term is at least as large as the candidate's current term,
     then the candidate recognizes the leader as legitimate and returns to follower

@@ -176,7 +176,13 @@ class Raft:
             if isinstance(m, RequestVoteResponse) and m.pre_vote and m.granted:
                 return True  # granted at the term we would campaign in
             lead = m.from_id if isinstance(m, AppendEntries | Heartbeat | InstallSnapshot) else None
+            elapsed = self.election_elapsed
             self.become_follower(m.term, lead)
+            if isinstance(m, RequestVote):
+                # Figure 2: only the leader's messages or a granted vote restart the
+                # election timer. Restarting it for every (rejected) vote request lets
+                # a candidate with a stale log keep a better one from ever timing out.
+                self.election_elapsed = elapsed
             return True
         if m.term < self.term:
             election.answer_stale_message(self, m)
