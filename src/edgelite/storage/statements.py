@@ -319,18 +319,31 @@ def denied_reason(actions: tuple[Action, ...]) -> str | None:
         code = action.code
         if code in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH):
             return "ATTACH and DETACH are not allowed"
-        if code in _TEMP_CODES:
+        if code in _TEMP_CODES or _changes_temp(action):
             return "temporary tables, views, indexes and triggers are not allowed"
         if code == apsw.SQLITE_FUNCTION and (action.arg2 or "").lower() in DENIED_FUNCTIONS:
             return f"function {action.arg2}() is not allowed"
         if code == apsw.SQLITE_CREATE_VTABLE and (
                 (action.arg2 or "").lower() not in ALLOWED_VTABLE_MODULES):
             return f"virtual table module {action.arg2!r} is not allowed"
-        if code in _WRITE_CODES and (target := _internal_target(action)) is not None:
+        if code in _RESERVED_CHECK_CODES and (target := _internal_target(action)) is not None:
             # Also inside triggers, and no triggers or indexes on reserved tables: a
             # trigger on _edgelite_state would run on every commit, unrecorded.
             return f"table {target} is reserved for edgelite"
     return None
+
+
+def _changes_temp(action: Action) -> bool:
+    """A write to the temp database other than SQLite's own schema bookkeeping.
+
+    `CREATE TABLE temp.x` / `CREATE VIEW temp.v` arrive as the *non*-temp create codes on
+    database "temp" (plus an INSERT into its schema table); ALTER TABLE rewrites
+    references in temp objects with an UPDATE of that table, which must stay allowed.
+    """
+    if action.database != "temp" or action.code not in _WRITE_CODES:
+        return False
+    return not (action.code == apsw.SQLITE_UPDATE
+                and (action.arg1 or "").lower() in ("sqlite_temp_master", "sqlite_temp_schema"))
 
 
 def _internal_target(action: Action) -> str | None:
@@ -380,6 +393,9 @@ _ON_TABLE_CODES = frozenset({
 })
 _DML_CODES = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE})
 _WRITE_CODES = _DML_CODES | _DDL_CODES
+# ANALYZE only writes sqlite_stat1 about a table; a plain `ANALYZE` visits every table,
+# the reserved one included, and must not be refused for it.
+_RESERVED_CHECK_CODES = _WRITE_CODES - {apsw.SQLITE_ANALYZE}
 
 
 class StatementCache:
