@@ -73,6 +73,8 @@ class NodeHost(Protocol):
 
     def count(self, name: str) -> None: ...
 
+    def while_ready_outstanding(self, node: SimNode) -> None: ...
+
     def storages(self) -> dict[str, MemoryStorage]: ...
 
     def after_apply(self, node: SimNode) -> None: ...
@@ -185,6 +187,9 @@ class SimNode:
             self._send_all(ready)
         if crash_at is CrashPoint.AFTER_SEND:
             return self._crash_here(crash_at)
+        # The API allows step() while a Ready is outstanding, as an asynchronous
+        # runtime does while it applies; the host may deliver messages here.
+        self.host.while_ready_outstanding(self)
         self._apply_all(ready)
         for read in ready.read_states:
             self.read_waits[read.context] = read.index

@@ -70,6 +70,7 @@ class Profile:
     clients: int
     client_rate: float
     calm_every: int
+    async_steps: bool
     tuning: NodeTuning
 
     @classmethod
@@ -90,6 +91,7 @@ class Profile:
             clients=rng.choice([2, 3, 4]),
             client_rate=rng.choice([0.2, 0.4, 0.7]),
             calm_every=rng.randint(80, 200),
+            async_steps=rng.random() < 0.5,
             tuning=tuning,
         )
 
@@ -146,6 +148,26 @@ class World:
 
     def storages(self) -> dict[str, MemoryStorage]:
         return {node_id: node.storage for node_id, node in self.nodes.items()}
+
+    def while_ready_outstanding(self, node: SimNode) -> None:
+        """Sometimes step a few of the node's due messages between ready() and advance()."""
+        if not self.profile.async_steps or self.rng.random() >= 0.3:
+            return
+        mine = [
+            f for f in self.network.in_flight
+            # Due next round: arriving a little early is just a shorter delay.
+            if f.message.to_id == node.node_id and f.deliver_at <= self.now + 1
+        ][:3]
+        for flight in mine:
+            self.network.in_flight.remove(flight)
+            if node.raft is None or not self.network.reachable(
+                flight.message.from_id, node.node_id
+            ):
+                continue
+            if self.verbose:
+                self.log(f"deliver (Ready outstanding) {describe_message(flight.message)}")
+            node.raft.step(flight.message)
+            self.count("step_while_ready_outstanding")
 
     def after_apply(self, node: SimNode) -> None:
         self.clients.on_node_progress(node)
