@@ -276,6 +276,9 @@ def test_read_only_session_cannot_reach_the_writer(snode: Node) -> None:
     assert session.reader is not None
     assert node.db.writer.owner is None
     node.execute(session, "COMMIT")
+    node.execute(session, "SAVEPOINT sp", prefer_reader=False)  # a read transaction too
+    assert session.reader is not None and node.db.writer.owner is None
     with pytest.raises(PermissionDeniedError):
-        node.execute(session, "SAVEPOINT sp; INSERT INTO t(v) VALUES (1)".split(";")[1],
-                     prefer_reader=False)
+        node.execute(session, "INSERT INTO t(v) VALUES (1)", prefer_reader=False)
+    node.execute(session, "RELEASE sp")
+    assert session.reader is None
