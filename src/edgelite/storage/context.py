@@ -139,7 +139,14 @@ class _ContextBase(abc.ABC):
 
     def _run(self, info: StatementInfo, bindings: tuple[Value, ...],
              want_rows: bool) -> StatementResult:
-        return self.runner.run(info, bindings, want_rows=want_rows, budget=self.budget)
+        # The connection is shared: without this, an INSERT that inserts nothing (OR
+        # IGNORE, an upsert that updates) reported another client's last rowid.
+        connection = self.connection
+        connection.set_last_insert_rowid(self.session.last_insert_rowid)
+        try:
+            return self.runner.run(info, bindings, want_rows=want_rows, budget=self.budget)
+        finally:
+            self.session.last_insert_rowid = connection.last_insert_rowid()
 
     def _aborted(self, info: StatementInfo) -> StatementResult:
         """The transaction was rolled back under the client: refuse until it ends it."""

@@ -49,6 +49,7 @@ class SqlSession:
     started_by_savepoint: bool = False
     savepoints: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     foreign_keys: bool = False
+    last_insert_rowid: int = 0  # SQLite's per-connection value, kept per client
     reader: Reader | None = None
     abort_reason: str = ""
     closed: bool = False
