@@ -301,3 +301,10 @@ def test_s17_jwt_auth_over_websocket(runs: Runs) -> None:
     assert seen["missing"]["error"]["code"] == "AUTH_HEADER_NOT_FOUND", seen["missing"]
     assert seen["stranger"]["error"]["code"] == "AUTH_JWT_INVALID", seen["stranger"]
     assert seen["expired"]["error"]["code"] == "AUTH_JWT_EXPIRED", seen["expired"]
+    read_only = seen["readOnly"]
+    assert read_only["select"] == {"rows": [[0]]}
+    assert "error" in read_only["insert"], read_only
+    assert read_only["insert"]["error"]["code"] != "HRANA_WEBSOCKET_ERROR", (
+        "a permission error fails the statement, not the socket")
+    assert read_only["again"] == {"rows": [[0]]}
+    assert seen["after"] == [[0]]

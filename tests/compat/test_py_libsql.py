@@ -107,3 +107,25 @@ def test_s22_errors_lastrowid_rowcount(connect: Callable[[], libsql.Connection],
         conn.execute("SELEC 1")
     # The connection keeps working after errors.
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchall() == [(3,)]
+
+
+def test_s21_auth_rejections(server_pool: ServerPool, unique: Callable[[str], str]) -> None:
+    server = server_pool.get(JWT)
+    assert server.keys is not None
+    table = unique("d21_auth")
+    owner = libsql.connect(database=server.url, auth_token=server.token() or "")
+    try:
+        owner.execute(f"CREATE TABLE {table} (x)")
+    finally:
+        owner.close()
+    # This client turns every non-200 answer into ValueError("... status=<code> ...").
+    for token in ("", server.keys.stranger.token(a="rw"), server.keys.expired_token()):
+        with pytest.raises(ValueError, match="401"):
+            libsql.connect(database=server.url, auth_token=token).execute("SELECT 1")
+    reader = libsql.connect(database=server.url, auth_token=server.keys.ro_token())
+    try:
+        assert reader.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)]
+        with pytest.raises(ValueError, match="403"):
+            reader.execute(f"INSERT INTO {table} VALUES (1)")
+    finally:
+        reader.close()

@@ -16,7 +16,7 @@ from libsql_client import dbapi2
 
 from tests.compat.conftest import ServerPool
 from tests.compat.expect import NO_SUCH_TABLE_CODES
-from tests.compat.harness import JWT, PLAIN, CompatServer
+from tests.compat.harness import JWT, PLAIN, AuthKeys, CompatServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -195,3 +195,47 @@ def test_s20_dbapi2(server_pool: ServerPool, unique: Callable[[str], str], mode:
     finally:
         connection.close()
         other.close()
+
+
+def rejection(error: libsql_client.LibsqlError, status: int, code: str) -> None:
+    """HTTP rejections: ``SERVER_ERROR`` + status with sqld's ``{"error":…}`` bodies, or
+    the exact code when the body carries ``message``/``code`` (protocol.md §3.7)."""
+    assert error.code in ("SERVER_ERROR", code), error
+    if error.code == "SERVER_ERROR":
+        assert f"HTTP status {status}" in str(error), error
+
+
+async def test_s18_s19_auth_rejections(server_pool: ServerPool,
+                                       unique: Callable[[str], str]) -> None:
+    server = server_pool.get(JWT)
+    keys: AuthKeys | None = server.keys
+    assert keys is not None
+    table = unique("c18_auth")
+    async with client(server, server.ws_url) as c:
+        await c.execute(f"CREATE TABLE {table} (x)")
+    stranger = keys.stranger.token(a="rw")
+    # WebSocket: hello_error codes reach the caller (sqld resets the socket while this
+    # client's requests are still in flight, so it reports a transport error instead).
+    for token, code in ((None, "AUTH_HEADER_NOT_FOUND"), (stranger, "AUTH_JWT_INVALID"),
+                        (keys.expired_token(), "AUTH_JWT_EXPIRED")):
+        async with libsql_client.create_client(server.ws_url, auth_token=token) as c:
+            with pytest.raises(libsql_client.LibsqlError) as rejected:
+                await c.execute("SELECT 1")
+        assert rejected.value.code == code, rejected.value
+    async with libsql_client.create_client(server.ws_url, auth_token=keys.ro_token()) as c:
+        assert plain_rows(await c.execute(f"SELECT count(*) FROM {table}")) == [(0,)]
+        with pytest.raises(libsql_client.LibsqlError) as denied:
+            await c.execute(f"INSERT INTO {table} VALUES (1)")
+        assert denied.value.code != "HRANA_WEBSOCKET_ERROR", (
+            "a permission error fails the statement, not the socket")
+        assert plain_rows(await c.execute(f"SELECT count(*) FROM {table}")) == [(0,)]
+    # HTTP v1: without a token this client sends "Bearer None", an invalid JWT.
+    for token in (None, stranger):
+        async with libsql_client.create_client(server.url, auth_token=token) as c:
+            with pytest.raises(libsql_client.LibsqlError) as rejected:
+                await c.execute("SELECT 1")
+        rejection(rejected.value, 401, "AUTH_JWT_INVALID")
+    async with libsql_client.create_client(server.url, auth_token=keys.ro_token()) as c:
+        with pytest.raises(libsql_client.LibsqlError) as denied:
+            await c.execute(f"INSERT INTO {table} VALUES (1)")
+        rejection(denied.value, 403, "AUTH_PERMISSION_DENIED")

@@ -118,9 +118,39 @@ def test_s23_close_releases_the_stream(server: CompatServer, unique: Callable[[s
         check.close()
 
 
+def test_s23_auth_rejections(server_pool: ServerPool, unique: Callable[[str], str]) -> None:
+    server = server_pool.get(JWT)
+    assert server.keys is not None
+    table = unique("e23_auth")
+    owner = turso_serverless.connect(server.url, auth_token=server.token())
+    try:
+        owner.execute(f"CREATE TABLE {table} (x)")
+    finally:
+        owner.close()
+    for token in (None, server.keys.stranger.token(a="rw"), server.keys.expired_token()):
+        rejected = turso_serverless.connect(server.url, auth_token=token)
+        with pytest.raises(turso_serverless.OperationalError, match="HTTP status 401"):
+            rejected.execute("SELECT 1")
+        rejected.close()
+    reader = turso_serverless.connect(server.url, auth_token=server.keys.ro_token())
+    try:
+        assert reader.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)]
+        # sqld answers the cursor request 200 and then cuts the body (IncompleteRead).
+        with pytest.raises(turso_serverless.OperationalError, match="HTTP status 403"):
+            reader.execute(f"CREATE TABLE {table}_denied (x)")
+    finally:
+        reader.close()
+
+
 def js_config(server: CompatServer, prefix: str, scenarios: list[str]) -> dict[str, Any]:
-    return {"url": server.url, "authToken": server.token(), "prefix": prefix,
-            "scenarios": scenarios}
+    config: dict[str, Any] = {"url": server.url, "authToken": server.token(), "prefix": prefix,
+                              "scenarios": scenarios}
+    if server.keys is not None:
+        config["tokens"] = {"stranger": server.keys.stranger.token(a="rw"),
+                            "expired": server.keys.expired_token(),
+                            "readOnly": server.keys.ro_token(),
+                            "rotated": server.keys.rotated.token(a="rw")}
+    return config
 
 
 @pytest.mark.usefixtures("node")
@@ -176,6 +206,27 @@ def test_s24_js_close_sends_close(server: CompatServer, unique: Callable[[str], 
                        js_config(server, unique("e24close") + "_", ["s24_close"])), "s24_close")
     assert seen == {"inTransaction": True, "after": {"n": 0}}
     assert server.live_streams() == before
+
+
+@pytest.mark.usefixtures("node")
+def test_s24_js_auth(server_pool: ServerPool, unique: Callable[[str], str]) -> None:
+    server = server_pool.get(JWT)
+    seen = ok(run_node("turso_serverless.mjs",
+                       js_config(server, unique("e24auth") + "_", ["s24_auth"])), "s24_auth")
+
+    def rejected(outcome: dict[str, Any], status: int, reason: str) -> None:
+        # The driver reports the body's message when there is one, else the status.
+        error = outcome["error"]
+        assert error["name"] == "DatabaseError", error
+        assert f"status: {status}" in error["message"] or reason in error["message"], error
+
+    rejected(seen["missing"], 401, "Expected authorization header")
+    rejected(seen["stranger"], 401, "JWT is invalid")
+    rejected(seen["expired"], 401, "JWT has expired")
+    assert seen["rotated"] == {"rows": [{"one": 1}]}
+    assert seen["readOnlySelect"] == {"rows": [{"n": 0}]}
+    rejected(seen["readOnlyInsert"], 403, "Authorization forbidden")
+    assert seen["after"] == {"n": 0}
 
 
 def test_s25_python_pause_longer_than_stream_expiry(server_pool: ServerPool,

@@ -381,12 +381,23 @@ const scenarios = {
         const r = await attempt(c.execute("SELECT 1 AS one"));
         return r.error ? { error: r.error } : { rows: resultSet(r.ok).rows };
       }, { authToken });
+    const t = `${P}s17`;
+    await withClient((c) => c.execute(`CREATE TABLE ${t} (x INTEGER)`));
+    const outcome = (r) => (r.error ? { error: r.error } : { rows: resultSet(r.ok).rows });
+    // A read-only token: reads work, the write fails, and the socket stays usable.
+    const readOnly = await withClient(async (c) => ({
+      select: outcome(await attempt(c.execute(`SELECT count(*) FROM ${t}`))),
+      insert: outcome(await attempt(c.execute(`INSERT INTO ${t} VALUES (1)`))),
+      again: outcome(await attempt(c.execute(`SELECT count(*) FROM ${t}`))),
+    }), { authToken: config.tokens.readOnly });
     return {
       valid: await probe(config.authToken),
       rotated: await probe(config.tokens.rotated),
       missing: await probe(undefined),
       stranger: await probe(config.tokens.stranger),
       expired: await probe(config.tokens.expired),
+      readOnly,
+      after: await withClient((c) => rows(c, `SELECT count(*) FROM ${t}`)),
     };
   },
 };

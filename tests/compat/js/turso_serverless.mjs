@@ -110,6 +110,30 @@ const scenarios = {
     return { inTransaction, after };
   },
 
+  // 24 on a JWT server: rejected credentials and a read-only token
+  s24_auth: async () => {
+    const probe = async (authToken, sql) => {
+      const db = connect({ url: config.url, authToken });
+      try {
+        const r = await attempt(db.all(sql));
+        return r.error ? { error: r.error } : { rows: r.ok.map(plain) };
+      } finally {
+        await db.close().catch(() => undefined);
+      }
+    };
+    const t = `${P}s24auth`;
+    await withConnection((db) => db.exec(`CREATE TABLE ${t} (x)`));
+    return {
+      missing: await probe(undefined, "SELECT 1 AS one"),
+      stranger: await probe(config.tokens.stranger, "SELECT 1 AS one"),
+      expired: await probe(config.tokens.expired, "SELECT 1 AS one"),
+      rotated: await probe(config.tokens.rotated, "SELECT 1 AS one"),
+      readOnlySelect: await probe(config.tokens.readOnly, `SELECT count(*) AS n FROM ${t}`),
+      readOnlyInsert: await probe(config.tokens.readOnly, `INSERT INTO ${t} VALUES (1)`),
+      after: await withConnection(async (db) => plain(await db.get(`SELECT count(*) AS n FROM ${t}`))),
+    };
+  },
+
   // 25. a pause longer than the stream expiry between two calls on one connection
   s25_stream_expiry: async () => {
     const db = open();
