@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.usefixtures("node"), pytest.mark.timeout(300)]
 MODES = {"plain": PLAIN, "jwt": JWT, "ns": NAMESPACES}
 TRANSPORTS = ("http", "libsql", "ws")
 HTTP_TRANSPORTS = ("http", "libsql")
-COMMON = ["s01_ddl", "s02_insert_positional", "s03_named_args", "s04_types",
+COMMON = ["s01_ddl", "s02_insert_positional", "s03_named_args", "s04_types", "s04_large",
           "s05_batch_modes", "s06_sql_cache", "s07_transactions", "s08_concurrency",
           "s10_execute_multiple", "s11_migrate", "s12_errors"]
 
@@ -141,6 +141,16 @@ def test_s04_value_types_and_decltypes(runs: Runs, transport: str, mode: str) ->
         ("i", "r", "s", "bl", "n", "d", "x"),
         ("INTEGER", "REAL", "TEXT", "BLOB", "NUMERIC", "DATETIME", ""),
         [[big(1), 1.5, "s", raw(0, 255), big(10), "2024-01-01", None]])
+
+
+@every_variant
+def test_s04_large_results_and_values(runs: Runs, transport: str, mode: str) -> None:
+    seen = ok(runs.get(transport, mode), "s04_large")
+    assert seen["rowCount"] == 20000
+    assert (seen["first"], seen["last"]) == ([1, "row 1"], [20000, "row 20000"])
+    assert seen["sumX"] == 20000 * 20001 // 2
+    assert seen["blobEqual"] is True and seen["textEqual"] is True
+    assert seen["lengths"] == [1 << 20, 1 << 17]
 
 
 @every_variant

@@ -109,6 +109,17 @@ def test_s22_errors_lastrowid_rowcount(connect: Callable[[], libsql.Connection],
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchall() == [(3,)]
 
 
+LARGE_SQL = ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 20000) "
+             "SELECT x, 'row ' || x FROM n")
+
+
+def test_s21_large_result_through_the_cursor(connect: Callable[[], libsql.Connection]) -> None:
+    rows = connect().execute(LARGE_SQL).fetchall()
+    assert len(rows) == 20000
+    assert (rows[0], rows[-1]) == ((1, "row 1"), (20000, "row 20000"))
+    assert sum(x for x, _ in rows) == 20000 * 20001 // 2
+
+
 def test_s21_auth_rejections(server_pool: ServerPool, unique: Callable[[str], str]) -> None:
     server = server_pool.get(JWT)
     assert server.keys is not None

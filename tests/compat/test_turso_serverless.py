@@ -102,6 +102,15 @@ def test_s23_python_dbapi(server: CompatServer, connect: Callable[[], turso_serv
     assert values.fetchall() == [(2**62 + 1, -0.5, "日本 ✓", b"", None)]
 
 
+def test_s23_large_result_through_the_cursor(
+        connect: Callable[[], turso_serverless.Connection]) -> None:
+    rows = connect().execute(
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 20000) "
+        "SELECT x, 'row ' || x FROM n").fetchall()
+    assert len(rows) == 20000
+    assert (rows[0], rows[-1]) == ((1, "row 1"), (20000, "row 20000"))
+
+
 def test_s23_close_releases_the_stream(server: CompatServer, unique: Callable[[str], str]) -> None:
     table = unique("e23close")
     before = server.live_streams()

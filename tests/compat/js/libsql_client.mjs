@@ -99,6 +99,29 @@ const scenarios = {
     return { literals: resultSet(literals), bound: resultSet(bound), table: resultSet(table) };
   }, { intMode: "bigint" }),
 
+  // 4 (sizes). a 20 000-row result and a 1 MiB blob / 256 KiB text round trip
+  s04_large: () => withClient(async (c) => {
+    const many = await c.execute(
+      "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 20000) " +
+      "SELECT x, 'row ' || x AS label FROM n");
+    const blob = new Uint8Array(1 << 20).map((_, i) => (i * 7) % 251);
+    const textValue = "ü".repeat(1 << 17);
+    await c.execute(`CREATE TABLE ${P}s04_large (b BLOB, t TEXT)`);
+    await c.execute({ sql: `INSERT INTO ${P}s04_large VALUES (?, ?)`, args: [blob, textValue] });
+    const back = await c.execute(`SELECT b, t, length(b), length(t) FROM ${P}s04_large`);
+    const [b, t, blobLength, textLength] = Array.from(back.rows[0]);
+    const bytes = new Uint8Array(b);
+    return {
+      rowCount: many.rows.length,
+      first: Array.from(many.rows[0]),
+      last: Array.from(many.rows[many.rows.length - 1]),
+      sumX: many.rows.reduce((sum, row) => sum + row[0], 0),
+      blobEqual: bytes.length === blob.length && bytes.every((v, i) => v === blob[i]),
+      textEqual: t === textValue,
+      lengths: [blobLength, textLength],
+    };
+  }),
+
   // 5. batch in write / deferred / read mode; a failing middle statement commits nothing
   s05_batch_modes: () => withClient(async (c) => {
     const t = `${P}s05`;
