@@ -280,6 +280,11 @@ class Raft:
         if term != self.term:
             self.term = term
             self.vote = None
+            # Unsent messages of older terms were produced from state a newer leader may
+            # replace before the next Ready is persisted: an acknowledgement of entries
+            # it truncates would claim entries this node will never hold. Drop them
+            # (losing a message is always safe); found by the simulator, seed 5174.
+            self.msgs = [m for m in self.msgs if m.term >= term]
         self.lead = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
