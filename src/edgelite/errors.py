@@ -10,6 +10,7 @@ whose classes also derive from ``EdgeliteError``).
     EdgeliteError
     ├── ConfigError                    a setting or flag is invalid
     ├── ProtocolError                  malformed input on the wire (HTTP 400)
+    │   ├── HandshakeError             a peer connection failed authentication
     │   ├── BatonError                 invalid, forged or reused baton (400)
     │   └── StreamExpiredError         the stream idled out (400, STREAM_EXPIRED)
     ├── AuthError
@@ -26,6 +27,10 @@ whose classes also derive from ``EdgeliteError``).
     ├── ClusterError
     │   ├── NotLeaderError             this node cannot serve it; leader hint inside
     │   ├── ClusterUnavailableError    no quorum / no leader within the deadline
+    │   │   ├── PeerUnavailableError   a peer request was not sent (no route, queue full)
+    │   │   └── PeerNoReplyError       a peer request was sent, no reply: outcome unknown
+    │   │       └── PeerTimeoutError   ... because its deadline passed
+    │   ├── PeerRemoteError            the peer's request handler failed
     │   └── OutcomeUnknownError        a write may or may not have committed
     └── StorageError
         ├── StorageCorruptionError     a checksum or invariant failed on disk
@@ -199,3 +204,50 @@ class DivergenceError(StorageError):
 
 class DiskFullError(StorageError):
     code = "SQLITE_FULL"
+
+
+class HandshakeError(ProtocolError):
+    """A node-to-node connection failed its handshake (wrong secret, wrong cluster,
+    replayed nonce, unexpected node id...). ``reason`` is a short stable label for
+    metrics and logs (``bad-proof``, ``wrong-cluster``, ...)."""
+
+    code = "PEER_HANDSHAKE_FAILED"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PeerUnavailableError(ClusterUnavailableError):
+    """A request to another node was not sent (unknown peer, queue full, stopped)."""
+
+    code = "PEER_UNAVAILABLE"
+
+    def __init__(self, message: str, *, peer_id: str) -> None:
+        super().__init__(message)
+        self.peer_id = peer_id
+
+
+class PeerNoReplyError(ClusterUnavailableError):
+    """A request to another node may have been delivered but no reply came back, so
+    the peer may or may not have acted on it."""
+
+    code = "PEER_NO_REPLY"
+
+    def __init__(self, message: str, *, peer_id: str) -> None:
+        super().__init__(message)
+        self.peer_id = peer_id
+
+
+class PeerTimeoutError(PeerNoReplyError):
+    code = "PEER_TIMEOUT"
+
+
+class PeerRemoteError(ClusterError):
+    """The other node received the request and its handler failed."""
+
+    code = "PEER_REMOTE_ERROR"
+
+    def __init__(self, message: str, *, peer_id: str) -> None:
+        super().__init__(message)
+        self.peer_id = peer_id
