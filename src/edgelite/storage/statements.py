@@ -8,8 +8,12 @@ everything the executor needs to decide *before* stepping: does it write, is it 
 does it control transactions, which pragma does it touch.
 
 The actions of a statement depend on its text only (not on data), so infos are cached
-per text (``StatementCache``). The one piece of text handling here is the rewrite of
-libSQL's ``BEGIN [TRANSACTION] READONLY`` (stock SQLite cannot parse it).
+per text (``StatementCache``) — except schema statements: with IF [NOT] EXISTS what
+SQLite reports depends on the schema of the moment, so they are probed each time. The
+text handling here: the rewrite of libSQL's ``BEGIN [TRANSACTION] READONLY`` (stock
+SQLite cannot parse it), and the leading keyword, consulted only when the actions
+cannot tell (statements SQLite compiles without asking the authorizer anything, and
+schema statements that turned out to be no-ops).
 """
 
 from __future__ import annotations
@@ -78,6 +82,13 @@ INTERNAL_TABLE_PREFIX = "_edgelite"
 _READONLY_BEGIN = re.compile(r"^\s*BEGIN\s+(?:TRANSACTION\s+)?READONLY\s*;?\s*$",
                              re.IGNORECASE)
 _LEADING_WORD = re.compile(r"^(?:\s|--[^\n]*\n?|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
+_SCHEMA_WORDS = frozenset({"CREATE", "DROP", "ALTER"})
+
+
+def leading_word(sql: str) -> str:
+    """The first keyword of a statement, upper-cased ("" if none)."""
+    match = _LEADING_WORD.match(sql)
+    return match.group(1).upper() if match else ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -282,9 +293,10 @@ def _classify(sql: str, first_sql: str, remaining: str, actions: tuple[Action, .
 def _classify_actionless(prepared: _Prepared) -> StatementInfo:
     if is_blank_sql(prepared.first_sql):
         return prepared.info(Kind.EMPTY)
-    match = _LEADING_WORD.match(prepared.first_sql)
-    word = match.group(1).upper() if match else ""
-    if word == "REINDEX":
+    word = leading_word(prepared.first_sql)
+    if word == "REINDEX" or word in _SCHEMA_WORDS:
+        # `DROP … IF EXISTS` a missing object / `CREATE … IF NOT EXISTS` an existing
+        # one: SQLite compiles a no-op without asking the authorizer anything.
         return prepared.info(Kind.DDL)
     if word == "VACUUM":
         return prepared.info(Kind.DENIED, denied_reason=(
@@ -363,7 +375,9 @@ def _internal_target(action: Action) -> str | None:
 def _classify_data(prepared: _Prepared) -> StatementInfo:
     actions = prepared.actions
     codes = {a.code for a in actions}
-    if codes & _DDL_CODES:
+    # `CREATE VIRTUAL TABLE IF NOT EXISTS` an existing table reports only an INSERT
+    # into sqlite_master: still a schema statement.
+    if codes & _DDL_CODES or leading_word(prepared.first_sql) in _SCHEMA_WORDS:
         is_ctas = apsw.SQLITE_CREATE_TABLE in codes and apsw.SQLITE_SELECT in codes
         return prepared.info(Kind.DDL, is_ctas=is_ctas)
     main_writes = [a for a in actions if a.code in _DML_CODES and a.trigger_or_view is None
@@ -423,6 +437,11 @@ class StatementCache:
         if cached is not None:
             return cached
         info = probe_statement(connection, sql)
+        if info.kind is Kind.DDL:
+            # IF [NOT] EXISTS makes what SQLite reports for a schema statement (a no-op,
+            # or not: is it a CREATE TABLE … AS SELECT?) depend on the schema at the
+            # time, so these are probed again each time (they are rare).
+            return info
         with self._lock:
             self._infos[sql] = info
             if len(self._infos) > self._capacity:
