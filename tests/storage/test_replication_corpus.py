@@ -337,3 +337,43 @@ def test_clients_writing_sqlite_sequence_replicate(node: Node, setup: list[str],
     node.assert_replica_matches()
     node.execute(session, "INSERT INTO s(v) VALUES ('next')")
     node.assert_replica_matches()
+
+
+def test_if_exists_schema_statements_replicate(node: Node) -> None:
+    """Migrations run `… IF [NOT] EXISTS` statements again and again; whether they do
+    anything depends on the schema of the moment, not on a cached classification."""
+    session = node.session()
+    migration = [
+        "DROP TABLE IF EXISTS gone",
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE INDEX IF NOT EXISTS items_name ON items(name)",
+        "CREATE VIEW IF NOT EXISTS item_names AS SELECT name FROM items",
+        "CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN "
+        "INSERT INTO search(rowid, name) VALUES (new.id, new.name); END",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(name)",
+        "CREATE TABLE IF NOT EXISTS snapshot AS SELECT id, name, random() AS r FROM items",
+        "DROP INDEX IF EXISTS no_such_index",
+        "DROP VIEW IF EXISTS no_such_view",
+        "DROP TRIGGER IF EXISTS no_such_trigger",
+    ]
+
+    def migrate() -> None:
+        for sql in migration:  # one request per statement, as a client sends them
+            node.execute(session, sql)
+        node.script(session, ";".join(migration[:2] + migration[6:]))  # and as a script
+
+    # Exists on the first round, so the first classification sees a no-op.
+    node.script(session, "CREATE TABLE snapshot (id, name, r); "
+                         "INSERT INTO snapshot VALUES (0, 'seed', 0)")
+    for round_number in range(3):
+        migrate()
+        node.execute(session, "INSERT INTO items(name) VALUES (?)", (f"edge {round_number}",))
+        node.assert_replica_matches()
+        # Drop what the migration creates if missing, so the next round creates it
+        # again with the very same statement texts.
+        node.script(session, "DROP TABLE search; DROP TABLE snapshot; DROP TRIGGER items_ai")
+        node.assert_replica_matches()
+    assert node.rows(session, "SELECT count(*) FROM items") == [(3,)]
+    migrate()
+    assert node.rows(session, "SELECT count(*) FROM snapshot") == [(3,)]
+    node.assert_replica_matches()

@@ -20,6 +20,9 @@ from .conftest import Node
 def connection() -> Iterator[apsw.Connection]:
     conn = apsw.Connection(":memory:")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b)")
+    conn.execute("CREATE INDEX existing_index ON t(a); CREATE TRIGGER existing_trigger "
+                 "AFTER INSERT ON t BEGIN SELECT 1; END; "
+                 "CREATE VIRTUAL TABLE existing_fts USING fts5(x)")
     effects.ensure_state_table(conn)
     yield conn
     conn.close()
@@ -89,6 +92,17 @@ CLASSIFICATION: list[tuple[str, Kind, dict[str, object]]] = [
     ("SELECT load_extension('x')", Kind.DENIED, {}),
     ("CREATE VIRTUAL TABLE s USING dbstat", Kind.DENIED, {}),
     ("INSERT INTO _edgelite_state VALUES (1, 2)", Kind.DENIED, {}),
+    # IF [NOT] EXISTS no-ops: SQLite asks the authorizer nothing (or only about
+    # sqlite_master); still schema statements.
+    ("DROP TABLE IF EXISTS missing", Kind.DDL, {}),
+    ("DROP INDEX IF EXISTS missing", Kind.DDL, {}),
+    ("DROP VIEW IF EXISTS missing", Kind.DDL, {}),
+    ("DROP TRIGGER IF EXISTS missing", Kind.DDL, {}),
+    ("CREATE TABLE IF NOT EXISTS t (x)", Kind.DDL, {}),
+    ("CREATE INDEX IF NOT EXISTS existing_index ON t(a)", Kind.DDL, {}),
+    ("CREATE TRIGGER IF NOT EXISTS existing_trigger AFTER INSERT ON t BEGIN SELECT 1; END",
+     Kind.DDL, {}),
+    ("CREATE VIRTUAL TABLE IF NOT EXISTS existing_fts USING fts5(x)", Kind.DDL, {}),
     ("", Kind.EMPTY, {}),
     ("   ", Kind.EMPTY, {}),
     (";", Kind.EMPTY, {}),
@@ -136,6 +150,12 @@ def test_statement_cache_is_bounded_and_reuses_infos(connection: apsw.Connection
     cache.info(connection, "SELECT 3")
     assert cache.get("SELECT 1") is None
     assert cache.get("SELECT 3") is not None
+    # Schema statements are probed each time (IF NOT EXISTS depends on the schema).
+    ctas = "CREATE TABLE IF NOT EXISTS copy AS SELECT * FROM t"
+    assert cache.info(connection, ctas).is_ctas
+    assert cache.get(ctas) is None
+    connection.execute(ctas)
+    assert not cache.info(connection, ctas).is_ctas  # now a no-op
 
 
 def _bind(connection: apsw.Connection, sql: str, args: Sequence[Value] = (),
