@@ -377,3 +377,16 @@ def test_if_exists_schema_statements_replicate(node: Node) -> None:
     migrate()
     assert node.rows(session, "SELECT count(*) FROM snapshot") == [(3,)]
     node.assert_replica_matches()
+
+
+@pytest.mark.xfail(reason="design limit: the session extension ignores rows whose PRIMARY "
+                          "KEY has a NULL (SQLite allows NULL keys in rowid tables), so such "
+                          "rows never reach replicas (see docs/design/storage.md)",
+                   strict=True)
+@pytest.mark.parametrize("schema", ["CREATE TABLE x (k TEXT PRIMARY KEY, v)",
+                                    "CREATE TABLE x (a, b, v, PRIMARY KEY (a, b))"])
+def test_rows_with_null_primary_key_values_replicate(node: Node, schema: str) -> None:
+    session = node.session()
+    node.execute(session, schema)
+    node.execute(session, "INSERT INTO x(v) VALUES ('null key')")
+    node.assert_replica_matches()
