@@ -35,6 +35,7 @@ TRANSPORTS = ("http", "libsql", "ws")
 HTTP_TRANSPORTS = ("http", "libsql")
 COMMON = ["s01_ddl", "s02_insert_positional", "s03_named_args", "s04_types", "s04_large",
           "s05_batch_modes", "s06_sql_cache", "s07_transactions", "s08_concurrency",
+          "s08_deferred_conflict",
           "s10_execute_multiple", "s11_migrate", "s12_errors"]
 
 
@@ -204,6 +205,18 @@ def test_s08_concurrent_transactions_and_executes(runs: Runs, transport: str, mo
     assert seen["outcomes"] == ["committed", "committed"] + [1] * 20
     assert seen["counter"] == [[2]]
     assert seen["log"] == [[20, sum(range(20))]]
+
+
+@every_variant
+def test_s08_overlapping_deferred_transactions_lose_no_update(runs: Runs, transport: str,
+                                                              mode: str) -> None:
+    seen = ok(runs.get(transport, mode), "s08_deferred_conflict")
+    committed = seen["outcomes"].count("committed")
+    assert committed >= 1, seen
+    assert seen["counter"] == [[committed]], f"lost update: {seen}"
+    for outcome in seen["outcomes"]:
+        if outcome != "committed":
+            assert outcome["error"].get("code", "").startswith("SQLITE_BUSY"), outcome
 
 
 @every_variant

@@ -231,6 +231,38 @@ const scenarios = {
     };
   }),
 
+  // 8 (deferred). two read-then-write transactions that overlap: whatever the server
+  //    does (serialise them, or fail one with SQLITE_BUSY), no update may be lost.
+  s08_deferred_conflict: () => withClient(async (c) => {
+    const t = `${P}s08d`;
+    await c.execute(`CREATE TABLE ${t} (id INTEGER PRIMARY KEY, n INTEGER)`);
+    await c.execute(`INSERT INTO ${t} VALUES (1, 0)`);
+    let reads = 0;
+    const bothRead = async () => {
+      // A server that serialises whole transactions never lets the second read
+      // happen before the first commits; give up waiting after 300 ms.
+      const deadline = Date.now() + 300;
+      while (reads < 2 && Date.now() < deadline) await sleep(5);
+    };
+    const increment = async () => {
+      const tx = await c.transaction("deferred");
+      try {
+        const current = (await tx.execute(`SELECT n FROM ${t} WHERE id = 1`)).rows[0][0];
+        reads += 1;
+        await bothRead();
+        await tx.execute({ sql: `UPDATE ${t} SET n = ? WHERE id = 1`, args: [current + 1] });
+        await tx.commit();
+        return "committed";
+      } catch (error) {
+        return { error: errorInfo(error) };
+      } finally {
+        tx.close();
+      }
+    };
+    const outcomes = await Promise.all([increment(), increment()]);
+    return { outcomes, counter: await rows(c, `SELECT n FROM ${t}`) };
+  }),
+
   // 9. a transaction idle past the server's stream expiry (HTTP: fails then recovers;
   //    WebSocket streams do not idle-expire, so there the transaction must survive)
   s09_stream_expiry: () => withClient(async (c) => {
