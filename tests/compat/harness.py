@@ -189,6 +189,13 @@ class CompatServer:
         assert isinstance(entries, list), entries
         return [entry for entry in entries if entry != "expired"]
 
+    def assert_no_new_streams(self, count_before: int) -> None:
+        """No stream outlives the client that opened it. ``<=`` rather than ``==``: a
+        stream some earlier test abandoned may idle-expire meanwhile."""
+        after = self.live_streams()
+        assert len(after) <= count_before, (
+            f"{len(after) - count_before} stream(s) left open: {after}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
