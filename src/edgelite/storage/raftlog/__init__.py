@@ -1,0 +1,12 @@
+"""Durable Raft storage: the log store (segment files) and the snapshot store.
+
+Storage layer: blocking code, no asyncio. The one import from ``edgelite.raft`` allowed
+here is its pure value modules (types, errors, storage), recorded in ARCHITECTURE's
+layer table. Design: docs/design/raftlog.md.
+"""
+
+from __future__ import annotations
+
+from edgelite.storage.raftlog.store import RaftLogStore
+
+__all__ = ["RaftLogStore"]
