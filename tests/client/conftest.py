@@ -9,7 +9,9 @@ gets a fresh file per test.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from tests.support.processes import ServerProcess, start_server
 
 import edgelite
+from edgelite.auth import generate_private_key, mint_token, public_key_pem
 
 MODES = ("http", "ws", "local")
 _names = itertools.count()
@@ -28,6 +31,34 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = start_server(tmp_path_factory.mktemp("client-server"))
     yield process
     process.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthServer:
+    process: ServerProcess
+    token: str
+    read_only_token: str
+
+
+def start_auth_server(directory: Path, name: str = "auth") -> AuthServer:
+    """A server that requires Ed25519 JWTs, and tokens for it."""
+    key = generate_private_key()
+    key_file = directory / f"{name}-key.pem"
+    key_file.write_bytes(public_key_pem(key))
+    process = start_server(directory, auth_key_file=key_file, name=name)
+    now = time.time()
+    return AuthServer(
+        process,
+        mint_token(key, read_only=False, expires_in_s=None, namespace=None, now_s=now),
+        mint_token(key, read_only=True, expires_in_s=None, namespace=None, now_s=now),
+    )
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    server = start_auth_server(tmp_path_factory.mktemp("client-auth"))
+    yield server
+    server.process.stop()
 
 
 def url_for(mode: str, server: ServerProcess, tmp_path: Path) -> str:

@@ -6,6 +6,7 @@ on the transport (``drive_sync``). Nothing here decides protocol or transactions
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -71,6 +72,15 @@ class Connection:
             self._run(self._session.close())
         finally:
             self._transport.close()
+
+    def __del__(self) -> None:
+        # An unclosed connection still releases its sockets (the server rolls back an
+        # open transaction when its stream goes). No round trip from a finaliser.
+        session = getattr(self, "_session", None)
+        if session is not None and not session.closed:
+            session.closed = True
+            with contextlib.suppress(Exception):
+                self._transport.close()
 
     def execute(self, sql: str, parameters: Any = ()) -> Cursor:
         return self.cursor().execute(sql, parameters)

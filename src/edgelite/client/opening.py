@@ -19,7 +19,12 @@ from edgelite.client.errors import NotSupportedError, OperationalError, error_fr
 from edgelite.client.exchange import AsyncTransport, SyncTransport, WireError
 from edgelite.client.session import LEGACY_TRANSACTION_CONTROL, ClientSession
 from edgelite.client.target import Kind, LocalTarget, RemoteTarget, parse_target
-from edgelite.client.transport_http import AsyncHttpTransport, HttpTransport, TransportOptions
+from edgelite.client.transport_http import (
+    READ_TIMEOUT_S_DEFAULT,
+    AsyncHttpTransport,
+    HttpTransport,
+    TransportOptions,
+)
 from edgelite.client.transport_ws import AsyncWsTransport, WsTransport
 
 __all__ = ["LocalBackend", "local_backend", "open_async", "open_sync",
@@ -78,7 +83,7 @@ def _parse(database: Database, kwargs: dict[str, Any]) -> RemoteTarget | LocalTa
 
 def _options(timeout: float, kwargs: dict[str, Any]) -> TransportOptions:
     verify: ssl.SSLContext | bool = kwargs.pop("verify", True)
-    read_timeout_s = kwargs.pop("read_timeout", TransportOptions.read_timeout_s)
+    read_timeout_s = kwargs.pop("read_timeout", READ_TIMEOUT_S_DEFAULT)
     return TransportOptions(connect_timeout_s=timeout, read_timeout_s=read_timeout_s,
                             verify=verify)
 

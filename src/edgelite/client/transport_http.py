@@ -20,9 +20,11 @@ from edgelite.client.exchange import Executed, Pipeline, Reply, WireError
 from edgelite.client.target import RemoteTarget
 from edgelite.client.wire_http import HttpWire
 
-__all__ = ["AsyncHttpTransport", "HttpTransport", "TransportOptions", "wire_error_from_httpx"]
+__all__ = ["READ_TIMEOUT_S_DEFAULT", "AsyncHttpTransport", "HttpTransport", "TransportOptions", "wire_error_from_httpx"]
 
 _KEEPALIVE_EXPIRY_S: Final = 5.0
+CONNECT_TIMEOUT_S_DEFAULT: Final = 5.0
+READ_TIMEOUT_S_DEFAULT: Final = 120.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,8 +33,8 @@ class TransportOptions:
     an answer; ``verify``: TLS verification (an ``SSLContext``, True, or
     False to disable); ``message_bytes_max``: largest WebSocket message accepted."""
 
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 120.0
+    connect_timeout_s: float = CONNECT_TIMEOUT_S_DEFAULT
+    read_timeout_s: float = READ_TIMEOUT_S_DEFAULT
     verify: ssl.SSLContext | bool = True
     message_bytes_max: int = 64 * 1024 * 1024
 

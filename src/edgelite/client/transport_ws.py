@@ -99,7 +99,9 @@ class WsTransport:
     def _open(self) -> None:
         url = self._target.base_url
         try:
-            socket = ws_sync.connect(url, **_connect_kwargs(self._target, self._options))
+            # legacy=True: a plain connection whose lifetime we manage (not a context).
+            socket = ws_sync.connect(url, legacy=True,
+                                     **_connect_kwargs(self._target, self._options))
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise _open_error(exc, url) from exc
         try:
