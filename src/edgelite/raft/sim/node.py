@@ -113,6 +113,9 @@ class SimNode:
         self.raft: Raft | None = None
         self.kv = KvStore()
         self.conf = ConfState()
+        # The configuration before the last change applied: the core may have counted
+        # a quorum in it while that change was committed but not yet applied.
+        self.conf_before = self.conf
         self.role = Role.FOLLOWER
         self.commit = 0
         self.read_waits: dict[bytes, int] = {}
@@ -138,6 +141,7 @@ class SimNode:
             self.kv, _ = KvStore.restore(self.snapshot_blobs[snap.id])
             assert self.kv.applied == snap.index
             self.conf = snap.conf_state
+        self.conf_before = self.conf
         self.commit = self.storage.hard_state.commit
         self.role = Role.FOLLOWER
         self.read_waits = {}
@@ -238,7 +242,8 @@ class SimNode:
             term = durable_term(self.storage, self.commit)
             assert term is not None, f"{self.node_id} committed {self.commit} it does not hold"
             oracle.check_leader_commit(
-                self.node_id, self.commit, term, hard_state.term, self.conf.voters,
+                self.node_id, self.commit, term, hard_state.term,
+                (self.conf.voters, self.conf_before.voters),
                 self.host.storages(),
             )
 
@@ -274,7 +279,7 @@ class SimNode:
         self._keep_blob(meta.id, blob)
         self.storage.apply_snapshot(meta)
         self.kv, _ = KvStore.restore(blob)
-        self.conf = meta.conf_state
+        self.conf = self.conf_before = meta.conf_state
         self.host.count("snapshot_installed")
         self.host.oracle.on_snapshot_installed(self.node_id, meta, term)
         self.host.oracle.on_fingerprint(self.node_id, meta.index, self.kv.fingerprint())
@@ -341,6 +346,7 @@ class SimNode:
         elif entry.kind is EntryKind.CONF_CHANGE:
             cc = decode_conf_change(entry.data)
             assert self.raft is not None
+            self.conf_before = self.conf
             self.conf = self.raft.apply_conf_change(cc)
             self.kv.skip(entry.index)
             self.host.on_conf_applied(self, cc, entry.index)

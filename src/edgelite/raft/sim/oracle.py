@@ -19,8 +19,8 @@ Invariants (Raft paper Figure 3, plus the Ready persistence contract):
   commit index over entries durable on a majority of its voters;
 * persist-before-send: a vote, an append acknowledgement or a snapshot-chunk
   acknowledgement is only sent once the state it vouches for is durable;
-* monotonicity: a node's durable term never decreases, its vote never changes
-  within a term, and commit/applied never decrease within one incarnation.
+* monotonicity: a node's durable term and commit never decrease, its vote never
+  changes within a term, and commit/applied never decrease within one incarnation.
 """
 
 from __future__ import annotations
@@ -77,10 +77,12 @@ class Oracle:
             self.fail(f"election safety: {other} and {node} are both leader of term {term}")
 
     def on_hard_state(self, node: str, before: HardState, after: HardState) -> None:
-        """Durable term monotonic; durable vote fixed within a term."""
+        """Durable term and commit monotonic; durable vote fixed within a term."""
         self.checks += 1
         if after.term < before.term:
             self.fail(f"{node}: durable term went back from {before.term} to {after.term}")
+        if after.commit < before.commit:
+            self.fail(f"{node}: durable commit went back from {before.commit} to {after.commit}")
         if after.term == before.term and before.vote is not None and after.vote != before.vote:
             self.fail(
                 f"{node}: durable vote in term {after.term} changed from {before.vote} "
@@ -145,24 +147,28 @@ class Oracle:
             self.committed_by_term[node_term] = index
 
     def check_leader_commit(
-        self, node: str, index: int, term: int, leader_term: int, voters: Iterable[str],
-        storages: dict[str, MemoryStorage],
+        self, node: str, index: int, term: int, leader_term: int,
+        voter_sets: tuple[Iterable[str], Iterable[str]], storages: dict[str, MemoryStorage],
     ) -> None:
         """A leader advances its commit index only to an entry of its own term (paper
-        §5.4.2, Figure 8) that is durable on a majority of its voters."""
+        §5.4.2, Figure 8) that is durable on a majority of its voters: of its current
+        configuration, or of the one before it (a change takes effect when applied, so
+        the core may count in the old one while the change is committed but not yet
+        applied; single-server changes keep the two majorities intersecting)."""
         self.checks += 1
         if term != leader_term:
             self.fail(
                 f"commit rule: leader {node} of term {leader_term} advanced its commit "
                 f"index to {term}/{index}, an entry of an earlier term (Figure 8)"
             )
-        voters = sorted(voters)
-        holders = [v for v in voters if v in storages and _holds(storages[v], index, term)]
-        if 2 * len(holders) <= len(voters):
-            self.fail(
-                f"{node} committed {term}/{index} but it is durable only on {holders} "
-                f"of voters {voters}"
-            )
+        counts = []
+        for voters in map(sorted, voter_sets):
+            holders = [v for v in voters if v in storages and _holds(storages[v], index, term)]
+            if 2 * len(holders) > len(voters):
+                return
+            counts.append(f"{holders} of voters {voters}")
+        self.fail(f"{node} committed {term}/{index} but it is durable only on " + ", or ".join(
+            counts))
 
     def check_leader_complete(self, node: str, storage: MemoryStorage) -> None:
         """Leader completeness (paper §5.4): an entry committed in term U is in the log of

@@ -96,6 +96,25 @@ class Profile:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A liveness probe entry proposed on ``node`` during its term ``term``."""
+
+    node: SimNode
+    incarnation: int
+    term: int
+    index: int
+    request_id: str
+
+    def stale(self, leader: SimNode) -> bool:
+        """Must a new probe be proposed (leader changed, or this one was lost)?"""
+        if leader is not self.node or leader.incarnation != self.incarnation:
+            return True
+        if leader.storage.hard_state.term != self.term:
+            return True
+        return leader.kv.applied >= self.index and self.request_id not in leader.kv.results
+
+
 class World:
     """The simulated cluster and its environment (implements ``NodeHost``)."""
 
@@ -292,37 +311,38 @@ class World:
         """After :meth:`heal`: within ``liveness_bound_ticks`` a leader must commit a
         fresh probe entry; then every member must apply it within a catch-up bound
         that grows with what a member may have to fetch (one entry or one snapshot
-        chunk per round trip in the slowest profiles). Returns the ticks it took."""
+        chunk per round trip in the slowest profiles). Returns the ticks to commit."""
         start = self.now
-        probe: tuple[SimNode, int, int, str] | None = None  # node, incarnation, index, id
+        probe: Probe | None = None
         committed_at = 0
         catchup_ticks = 0
         while True:
             if not committed_at and self.now - start > self.options.liveness_bound_ticks:
                 raise InvariantViolation(
                     f"liveness: {self.now - start} ticks after healing, "
-                    + ("no leader" if probe is None else f"probe {probe[3]} not committed")
+                    + ("no leader" if probe is None else f"{probe.request_id} not committed")
                     + "\n" + self.describe_nodes()
                 )
             if committed_at and self.now - committed_at > catchup_ticks:
                 assert probe is not None
                 raise InvariantViolation(
-                    f"liveness: probe {probe[3]} committed at {committed_at} but not applied "
-                    f"by every member {catchup_ticks} ticks later\n" + self.describe_nodes()
+                    f"liveness: {probe.request_id} committed at {committed_at} but not "
+                    f"applied by every member {catchup_ticks} ticks later\n"
+                    + self.describe_nodes()
                 )
             self.round(faults=False, client_rate=client_rate)
             leader = self.leader()
             if leader is None:
                 continue
-            if probe is None or probe[0] is not leader or probe[1] != leader.incarnation:
+            if probe is None or probe.stale(leader):
                 probe = self._propose_probe(leader) or probe
                 continue
-            if not committed_at and probe[3] in leader.kv.results:
+            if not committed_at and probe.request_id in leader.kv.results:
                 committed_at = self.now
-                catchup_ticks = self._catchup_bound(leader, probe[2])
-                self.log(f"LIVE: {probe[3]} committed, {self.now - start} ticks after healing")
-            if committed_at and self._probe_applied(leader, probe[2], probe[3]):
-                self.log(f"LIVE: {probe[3]} applied by every member, {self.now - start} ticks")
+                catchup_ticks = self._catchup_bound(leader, probe.index)
+                self.log(f"LIVE: {probe.request_id} committed, {self.now - start} ticks")
+            if committed_at and self._probe_applied(leader, probe.index, probe.request_id):
+                self.log(f"LIVE: {probe.request_id} applied everywhere, {self.now - start} ticks")
                 return committed_at - start
 
     def _catchup_bound(self, leader: SimNode, index: int) -> int:
@@ -332,7 +352,7 @@ class World:
             index + snapshot_bytes // chunk + 1
         )
 
-    def _propose_probe(self, leader: SimNode) -> tuple[SimNode, int, int, str] | None:
+    def _propose_probe(self, leader: SimNode) -> Probe | None:
         assert leader.raft is not None
         self.probes += 1
         request_id = f"probe-{self.probes}"
@@ -344,7 +364,7 @@ class World:
             return None
         self.clients.tickets[request_id] = (ticket.index, ticket.term)
         self.log(f"probe {request_id} at {leader.node_id} ticket {ticket.term}/{ticket.index}")
-        return (leader, leader.incarnation, ticket.index, request_id)
+        return Probe(leader, leader.incarnation, ticket.term, ticket.index, request_id)
 
     def _probe_applied(self, leader: SimNode, index: int, request_id: str) -> bool:
         members = sorted(leader.conf.members - self.retired)
