@@ -175,3 +175,16 @@ def test_message_to_another_node_is_a_bug() -> None:
     raft, _ = new_raft("1")
     with pytest.raises(AssertionError):
         raft.step(AppendEntries("2", "3", 1, 0, 0, (), 0))
+
+
+def test_malformed_append_entries_never_reach_the_log() -> None:
+    from edgelite.raft import Entry
+
+    raft, storage = new_raft("2", log_terms=[1])
+    gap = (Entry(2, 2), Entry(2, 4))
+    future_term = (Entry(9, 2),)
+    backwards = (Entry(2, 2), Entry(1, 3))
+    for entries in (gap, future_term, backwards):
+        raft.step(AppendEntries("1", "2", 2, 1, 1, entries, 0))
+    assert raft.log.last_index() == 1
+    assert drain(raft, storage) == []

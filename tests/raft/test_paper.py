@@ -463,7 +463,7 @@ def test_unsent_acknowledgements_of_an_older_term_are_dropped() -> None:
     follower acknowledges entries from the term-2 leader, then (before its Ready is
     handled) a term-3 leader replaces them. The term-2 acknowledgement must not go out:
     the entries it claims will never be on disk. (Found by the simulator.)"""
-    raft, storage = new_raft("3", log_terms=[1], term=1)
+    raft, _ = new_raft("3", log_terms=[1], term=1)
     raft.step(AppendEntries("1", "3", 2, 1, 1, tuple(entries_of(2, 2, start=2)), 1))
     raft.step(AppendEntries("2", "3", 3, 1, 1, tuple(entries_of(3, start=2)), 1))
     ready = raft.ready()

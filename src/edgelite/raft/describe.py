@@ -37,6 +37,7 @@ __all__ = [
     "describe_entry",
     "describe_hard_state",
     "describe_message",
+    "describe_read_state",
     "describe_ready",
     "describe_snapshot",
     "describe_soft_state",

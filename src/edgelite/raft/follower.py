@@ -59,7 +59,22 @@ def step_follower(r: Raft, m: Message) -> None:
     # Anything else (responses meant for a leader we no longer are) is dropped.
 
 
+def _well_formed(m: AppendEntries) -> bool:
+    """Entries must follow ``prev_log_index`` contiguously, with terms that never go
+    backwards and never exceed the leader's. A peer that breaks this is buggy; its
+    message must not reach the log."""
+    index, term = m.prev_log_index, m.prev_log_term
+    for entry in m.entries:
+        if entry.index != index + 1 or not term <= entry.term <= m.term:
+            return False
+        index, term = entry.index, entry.term
+    return True
+
+
 def handle_append_entries(r: Raft, m: AppendEntries) -> None:
+    if not _well_formed(m):
+        logger.warning("%s drops malformed AppendEntries from %s", r.id, m.from_id)
+        return
     log = r.log
     if m.prev_log_index < log.committed:
         # Everything up to our commit index matches the leader (leader completeness);
