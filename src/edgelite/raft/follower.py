@@ -126,6 +126,9 @@ def _answer_done(r: Raft, m: InstallSnapshot, last_index: int) -> None:
 def handle_snapshot_chunk(r: Raft, m: InstallSnapshot) -> None:
     """Accept chunks strictly in order; answer every chunk with the next offset wanted."""
     meta = m.meta
+    if meta.term > m.term or meta.index < 1:
+        logger.warning("%s drops snapshot chunk %r with impossible metadata", r.id, meta.id)
+        return
     if meta.index <= r.log.committed:
         # Our log already covers it: stop the transfer (paper §7, "retain the log").
         r.incoming_snapshot = None
