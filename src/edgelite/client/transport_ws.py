@@ -1,7 +1,7 @@
 """WebSocket transports: ``WsWire`` over ``websockets`` (sync client and asyncio client).
 
-The socket is opened when the connection is made (so a wrong URL or token fails in
-``connect()``, like opening a file) and reopened on demand after it is lost. Losing it
+The socket is opened, and the ``hello`` answered, when the connection is made (so a wrong
+URL or token fails in ``connect()``, like opening a file) and reopened on demand after it is lost. Losing it
 loses its streams, so a transaction in progress is gone (the session says so). A
 pipeline whose first frame could not be written was never seen by the server and may be
 retried on a new socket; once a frame went out the outcome is unknown.
@@ -65,6 +65,16 @@ def _open_error(exc: Exception, url: str) -> WireError:
                      code="CONNECT_ERROR", executed=Executed.NO, retryable=True)
 
 
+def _hello_failed(exc: Exception) -> WireError:
+    if isinstance(exc, WireError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return WireError("the server did not answer the WebSocket hello in time",
+                         code="CONNECT_TIMEOUT", executed=Executed.NO, retryable=True)
+    return WireError(f"the server closed the WebSocket during the hello: {exc}",
+                     code="CONNECTION_LOST", executed=Executed.NO, retryable=True)
+
+
 def _send_error(sent_frames: int) -> WireError:
     if sent_frames == 0:
         return WireError("the WebSocket connection was closed", code="CONNECTION_LOST",
@@ -106,11 +116,10 @@ class WsTransport:
             raise _open_error(exc, url) from exc
         try:
             socket.send(self.wire.start(socket.subprotocol))
-        except (WireError, ConnectionClosed) as exc:
+            self.wire.receive_hello(socket.recv(timeout=self._options.connect_timeout_s))
+        except (WireError, ConnectionClosed, TimeoutError) as exc:
             socket.close()
-            if isinstance(exc, WireError):
-                raise
-            raise _send_error(0) from exc
+            raise _hello_failed(exc) from exc
         self._socket = socket
 
     def _drop(self) -> None:
@@ -172,11 +181,11 @@ class AsyncWsTransport:
             raise _open_error(exc, url) from exc
         try:
             await socket.send(self.wire.start(socket.subprotocol))
-        except (WireError, ConnectionClosed) as exc:
+            async with asyncio.timeout(self._options.connect_timeout_s):
+                self.wire.receive_hello(await socket.recv())
+        except (WireError, ConnectionClosed, TimeoutError) as exc:
             await socket.close()
-            if isinstance(exc, WireError):
-                raise
-            raise _send_error(0) from exc
+            raise _hello_failed(exc) from exc
         self._socket = socket
 
     async def _drop(self) -> None:

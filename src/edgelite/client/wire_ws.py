@@ -6,10 +6,11 @@
 request id, back into a ``Reply`` shaped exactly like an HTTP one. So the session never
 knows which wire it is on.
 
-Per socket: ``start(subprotocol)`` returns the ``hello`` frame (sent without waiting
-for ``hello_ok``, as every Hrana client does); the first message back must be
-``hello_ok`` (``hello_error`` becomes a ``WireError`` with the server's ``AUTH_*``
-code). Stream and request ids are never reused on one socket. Session consistency
+Per socket: ``start(subprotocol)`` returns the ``hello`` frame; the first message back
+must be ``hello_ok`` (``hello_error`` becomes a ``WireError`` with the server's
+``AUTH_*`` code). The transports wait for it (``receive_hello``) when they open a socket,
+so a bad token fails ``connect()``; ``receive`` also accepts it first, for a wire used
+without waiting. Stream and request ids are never reused on one socket. Session consistency
 travels as ``replication_index`` on each statement and batch (there are no per-request
 headers on a socket).
 
@@ -100,6 +101,15 @@ class WsWire:
         self._stream_ids = itertools.count()
         self._epoch += 1
         return encode_ws_client_message(HelloMsg(jwt=self.auth_token))
+
+    def receive_hello(self, text: str | bytes) -> None:
+        """The server's answer to ``hello`` (``hello_error`` raises ``WireError``)."""
+        try:
+            message = decode_ws_server_message(text)
+        except ProtocolError as exc:
+            raise WireError(f"the server sent an invalid WebSocket message: {exc.message}",
+                            code="PROTOCOL_ERROR", executed=Executed.NO) from exc
+        self._answer_hello(message)
 
     def _next_request_id(self) -> int:
         return next(self._request_ids) % _INT32_SPAN
