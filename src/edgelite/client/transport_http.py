@@ -20,7 +20,13 @@ from edgelite.client.exchange import Executed, Pipeline, Reply, WireError
 from edgelite.client.target import RemoteTarget
 from edgelite.client.wire_http import HttpWire
 
-__all__ = ["READ_TIMEOUT_S_DEFAULT", "AsyncHttpTransport", "HttpTransport", "TransportOptions", "wire_error_from_httpx"]
+__all__ = [
+    "READ_TIMEOUT_S_DEFAULT",
+    "AsyncHttpTransport",
+    "HttpTransport",
+    "TransportOptions",
+    "wire_error_from_httpx",
+]
 
 _KEEPALIVE_EXPIRY_S: Final = 5.0
 CONNECT_TIMEOUT_S_DEFAULT: Final = 5.0

@@ -1,8 +1,9 @@
 """WebSocket transports: ``WsWire`` over ``websockets`` (sync client and asyncio client).
 
 The socket is opened, and the ``hello`` answered, when the connection is made (so a wrong
-URL or token fails in ``connect()``, like opening a file) and reopened on demand after it is lost. Losing it
-loses its streams, so a transaction in progress is gone (the session says so). A
+URL or token fails in ``connect()``, like opening a file), and reopened on demand after it
+is lost. Losing it loses its streams, so a transaction in progress is gone (the session
+says so). A
 pipeline whose first frame could not be written was never seen by the server and may be
 retried on a new socket; once a frame went out the outcome is unknown.
 """
