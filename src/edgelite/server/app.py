@@ -150,6 +150,7 @@ class Server:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        await self.ws_api.close_all()
         for runner in reversed(self._runners):
             await runner.cleanup()
         for stream in self.streams.drain():

@@ -42,6 +42,13 @@ class WsApi:
         self.message_bytes_max = message_bytes_max
         self.streams_max = streams_max
         self.limits = limits
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    async def close_all(self) -> None:
+        """Server shutdown: close every socket (1001 going away); streams roll back."""
+        for socket in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await socket.close(code=1001, message=b"server shutting down")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -62,9 +69,11 @@ class WsApi:
                                  wss.WsSession(subprotocol, streams_max=self.streams_max,
                                                limits=self.limits))
         self.metrics.websocket_connections.inc()
+        self.sockets.add(socket)
         try:
             await connection.serve()
         finally:
+            self.sockets.discard(socket)
             self.metrics.websocket_connections.dec()
             await connection.shutdown()
         return socket
