@@ -18,12 +18,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from edgelite.errors import ClusterError
 from edgelite.raft import linearizability
 from edgelite.raft.describe import describe_message
 from edgelite.raft.messages import Message
 from edgelite.raft.sim.clients import ClientPool
-from edgelite.raft.sim.kv import Command, encode_command
+from edgelite.raft.sim.liveness import await_liveness, converge
 from edgelite.raft.sim.network import RELIABLE, FaultRates, InFlight, Network
 from edgelite.raft.sim.node import NodeTuning, SimNode
 from edgelite.raft.sim.oracle import InvariantViolation, Oracle
@@ -32,8 +31,8 @@ from edgelite.raft.types import ConfChange, ConfChangeKind, ConfState, Role
 
 __all__ = ["SimOptions", "SimResult", "World"]
 
-# Healed network: one tick to deliver plus up to one of delay, each way; doubled.
-_TICKS_PER_ROUND_TRIP_MAX = 8
+# Per key; far above what the histories here need (see the checker_steps_max stat).
+_CHECK_BUDGET_STEPS = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,25 +95,6 @@ class Profile:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A liveness probe entry proposed on ``node`` during its term ``term``."""
-
-    node: SimNode
-    incarnation: int
-    term: int
-    index: int
-    request_id: str
-
-    def stale(self, leader: SimNode) -> bool:
-        """Must a new probe be proposed (leader changed, or this one was lost)?"""
-        if leader is not self.node or leader.incarnation != self.incarnation:
-            return True
-        if leader.storage.hard_state.term != self.term:
-            return True
-        return leader.kv.applied >= self.index and self.request_id not in leader.kv.results
-
-
 class World:
     """The simulated cluster and its environment (implements ``NodeHost``)."""
 
@@ -153,8 +133,8 @@ class World:
 
     # -- NodeHost -----------------------------------------------------------------------
 
-    def count(self, name: str) -> None:
-        self.counts[name] = self.counts.get(name, 0) + 1
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + amount
 
     def log(self, line: str) -> None:
         if self.verbose:
@@ -307,75 +287,6 @@ class World:
                 node.restart(self.rng)
         self.log("HEAL: network repaired, crashed nodes restarted, faults paused")
 
-    def await_liveness(self, client_rate: float) -> int:
-        """After :meth:`heal`: within ``liveness_bound_ticks`` a leader must commit a
-        fresh probe entry; then every member must apply it within a catch-up bound
-        that grows with what a member may have to fetch (one entry or one snapshot
-        chunk per round trip in the slowest profiles). Returns the ticks to commit."""
-        start = self.now
-        probe: Probe | None = None
-        committed_at = 0
-        catchup_ticks = 0
-        while True:
-            if not committed_at and self.now - start > self.options.liveness_bound_ticks:
-                raise InvariantViolation(
-                    f"liveness: {self.now - start} ticks after healing, "
-                    + ("no leader" if probe is None else f"{probe.request_id} not committed")
-                    + "\n" + self.describe_nodes()
-                )
-            if committed_at and self.now - committed_at > catchup_ticks:
-                assert probe is not None
-                raise InvariantViolation(
-                    f"liveness: {probe.request_id} committed at {committed_at} but not "
-                    f"applied by every member {catchup_ticks} ticks later\n"
-                    + self.describe_nodes()
-                )
-            self.round(faults=False, client_rate=client_rate)
-            leader = self.leader()
-            if leader is None:
-                continue
-            if probe is None or probe.stale(leader):
-                probe = self._propose_probe(leader) or probe
-                continue
-            if not committed_at and probe.request_id in leader.kv.results:
-                committed_at = self.now
-                catchup_ticks = self._catchup_bound(leader, probe.index)
-                self.log(f"LIVE: {probe.request_id} committed, {self.now - start} ticks")
-            if committed_at and self._probe_applied(leader, probe.index, probe.request_id):
-                self.log(f"LIVE: {probe.request_id} applied everywhere, {self.now - start} ticks")
-                return committed_at - start
-
-    def _catchup_bound(self, leader: SimNode, index: int) -> int:
-        chunk = self.profile.tuning.max_message_bytes
-        snapshot_bytes = max((len(b) for b in leader.snapshot_blobs.values()), default=0)
-        return self.options.liveness_bound_ticks + _TICKS_PER_ROUND_TRIP_MAX * (
-            index + snapshot_bytes // chunk + 1
-        )
-
-    def _propose_probe(self, leader: SimNode) -> Probe | None:
-        assert leader.raft is not None
-        self.probes += 1
-        request_id = f"probe-{self.probes}"
-        cmd = Command(request_id, "sim", "write", "_probe", str(self.probes))
-        try:
-            ticket = leader.raft.propose(encode_command(cmd))
-        except ClusterError as exc:
-            self.log(f"probe at {leader.node_id} refused: {exc.message}")
-            return None
-        self.clients.tickets[request_id] = (ticket.index, ticket.term)
-        self.log(f"probe {request_id} at {leader.node_id} ticket {ticket.term}/{ticket.index}")
-        return Probe(leader, leader.incarnation, ticket.term, ticket.index, request_id)
-
-    def _probe_applied(self, leader: SimNode, index: int, request_id: str) -> bool:
-        members = sorted(leader.conf.members - self.retired)
-        for node_id in members:
-            node = self.nodes.get(node_id)
-            if node is None or not node.up or node.kv.applied < index:
-                return False
-            if request_id not in node.kv.results:
-                return False
-        return True
-
     def describe_nodes(self) -> str:
         lines = []
         for node_id, node in self.nodes.items():
@@ -412,51 +323,23 @@ class World:
         while self.now < self.options.steps:
             if self.now >= next_calm:
                 self.heal()
-                self._note_liveness(self.await_liveness(rate))
+                self._note_liveness(await_liveness(self, rate))
                 self.network.rates = self.profile.rates
                 next_calm = self.now + self.profile.calm_every
             self.round(faults=True, client_rate=rate)
         self.heal()
-        self._note_liveness(self.await_liveness(0.0))
-        self._converge()
+        self._note_liveness(await_liveness(self, 0.0))
+        converge(self)
         self.clients.drain(self.nodes)
         self._check_history()
 
     def _note_liveness(self, ticks: int) -> None:
         self.liveness_ticks_max = max(self.liveness_ticks_max, ticks)
 
-    def _converge(self) -> None:
-        """Quiet cluster: every member applies everything, and all states agree."""
-        start = self.now
-        bound = self.options.liveness_bound_ticks
-        while True:
-            leader = self.leader()
-            if leader is not None and self._all_applied(leader):
-                break
-            if leader is not None:
-                bound = max(bound, self._catchup_bound(leader, leader.storage.last_index()))
-            if self.now - start > bound:
-                raise InvariantViolation(
-                    "liveness: members did not converge on one applied index\n"
-                    + self.describe_nodes()
-                )
-            self.round(faults=False, client_rate=0.0)
-        assert leader is not None
-        for node_id in sorted(leader.conf.members - self.retired):
-            node = self.nodes[node_id]
-            self.oracle.on_fingerprint(node_id, node.kv.applied, node.kv.fingerprint())
-
-    def _all_applied(self, leader: SimNode) -> bool:
-        target = leader.storage.last_index()
-        if leader.commit != target:
-            return False
-        return all(
-            self.nodes[n].up and self.nodes[n].kv.applied == target
-            for n in sorted(leader.conf.members - self.retired)
-        )
-
     def _check_history(self) -> None:
-        verdict = linearizability.check(self.clients.history, budget_steps=2_000_000)
+        verdict = linearizability.check(self.clients.history, budget_steps=_CHECK_BUDGET_STEPS)
+        self.count("checker_steps", verdict.steps)
+        self.counts["checker_steps_max"] = verdict.steps
         if verdict.ok is not True:
             raise InvariantViolation(
                 "linearizability: " + linearizability.describe_failure(verdict)
