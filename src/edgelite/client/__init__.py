@@ -100,10 +100,17 @@ paramstyle: Final = "qmark"
 PARSE_DECLTYPES: Final = 1
 PARSE_COLNAMES: Final = 2
 
-try:
-    version: Final = importlib.metadata.version("edgelite")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree
-    version = "0.0.0"
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("edgelite")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
+# The DB-API module's version (sqlite3.version): edgelite's own.
+version: Final = _package_version()
 
 
 def connect(

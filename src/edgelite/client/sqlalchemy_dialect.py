@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import exc, pool
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.engine.interfaces import IsolationLevel
 
 __all__ = ["EdgeliteDialect", "EdgeliteFileDialect"]
 
@@ -97,16 +98,16 @@ class EdgeliteDialect(SQLiteDialect_pysqlite):
             raise exc.ArgumentError(f"unknown edgelite URL parameters: {', '.join(query)}")
         return [f"{scheme}://{netloc}{path}"], kwargs
 
-    def on_connect(self) -> Callable[[Any], None] | None:
+    def on_connect(self) -> Callable[[Any], None] | None:  # type: ignore[override]
         return None  # no Python functions on a server (see the module docstring)
 
-    def get_isolation_level_values(self, dbapi_connection: Any) -> list[str]:
+    def get_isolation_level_values(self, dbapi_connection: Any) -> list[IsolationLevel]:
         return ["SERIALIZABLE", "AUTOCOMMIT"]
 
-    def get_isolation_level(self, dbapi_connection: Any) -> str:
+    def get_isolation_level(self, dbapi_connection: Any) -> IsolationLevel:
         return "AUTOCOMMIT" if dbapi_connection.isolation_level is None else "SERIALIZABLE"
 
-    def set_isolation_level(self, dbapi_connection: Any, level: Any) -> None:
+    def set_isolation_level(self, dbapi_connection: Any, level: IsolationLevel) -> None:
         if level == "AUTOCOMMIT":
             dbapi_connection.isolation_level = None
         elif level == "SERIALIZABLE":

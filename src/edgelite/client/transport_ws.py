@@ -58,7 +58,7 @@ def _open_error(exc: Exception, url: str) -> WireError:
         response = exc.response
         headers: Mapping[str, str] = response.headers
         return http_error(response.status_code, headers.get("content-type", ""),
-                          response.body or b"")
+                          bytes(response.body or b""))
     if isinstance(exc, InvalidHandshake):
         return WireError(f"the WebSocket handshake with {url} failed: {exc}",
                          code="PROTOCOL_ERROR", executed=Executed.NO)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -60,12 +60,20 @@ from edgelite.protocol.hrana import (
     encode_ws_client_message,
 )
 
-__all__ = ["SUBPROTOCOLS", "PendingPipeline", "WsWire"]
+__all__ = ["SUBPROTOCOLS", "PendingPipeline", "WsStream", "WsWire"]
 
 # Offered in this order; the server picks (protocol.md §4.1).
 SUBPROTOCOLS: Final = ("hrana3", "hrana2")
 _VERSIONS: Final = {"hrana3": 3, "hrana2": 2, "hrana1": 1}
 _INT32_SPAN: Final = 2**31
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WsStream:
+    """A stream token: the stream id, valid only on the socket (``epoch``) that opened it."""
+
+    epoch: int
+    stream_id: int
 
 
 @dataclasses.dataclass(slots=True)
@@ -121,10 +129,12 @@ class WsWire:
             stream_id = next(self._stream_ids) % _INT32_SPAN
             requests.append(OpenStreamRequest(stream_id))
         else:
-            epoch, stream_id = pipeline.stream  # type: ignore[misc]
-            if epoch != self._epoch:
+            token = pipeline.stream
+            assert isinstance(token, WsStream), token
+            if token.epoch != self._epoch:
                 raise WireError("the WebSocket connection holding this stream was lost",
                                 code="STREAM_LOST", executed=Executed.NO)
+            stream_id = token.stream_id
         bookmark = pipeline.bookmark
         requests.extend(_ws_request(r, stream_id, bookmark) for r in pipeline.requests)
         offset = len(requests) - len(pipeline.requests)
@@ -167,7 +177,7 @@ class WsWire:
             raise WireError(f"the server could not open a stream: {error.message}",
                             code=error.code or "STREAM_NOT_OPEN", executed=Executed.NO)
         assert all(r is not None for r in pending.results)
-        stream = None if pending.closes else (self._epoch, pending.stream_id)
+        stream = None if pending.closes else WsStream(self._epoch, pending.stream_id)
         return Reply(pending.results, stream, None)  # type: ignore[arg-type]
 
     def _answer_hello(self, message: object) -> None:
@@ -220,7 +230,7 @@ def _ws_request(request: StreamRequest, stream_id: int, bookmark: int | None) ->
     return request  # type: ignore[return-value]  # store_sql / close_sql: connection scope
 
 
-def _as_http_response(response: object) -> object:
+def _as_http_response(response: Any) -> Any:
     """WebSocket responses whose shape differs from the HTTP ones."""
     if type(response) is CloseStreamResponse:
         return CloseResponse()

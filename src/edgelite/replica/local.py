@@ -95,14 +95,14 @@ class LocalDatabase:
             if not self._db.get_autocommit():
                 self._db.execute("ROLLBACK")
             return m.CloseResponse()
-        if kind is m.SequenceRequest:
-            self._script(request.sql or self._stored[request.sql_id])  # type: ignore[union-attr]
+        if isinstance(request, m.SequenceRequest):
+            self._script(self._text_of(request.sql, request.sql_id))
             return m.SequenceResponse()
-        if kind is m.StoreSqlRequest:
-            self._stored[request.sql_id] = request.sql  # type: ignore[union-attr]
+        if isinstance(request, m.StoreSqlRequest):
+            self._stored[request.sql_id] = request.sql
             return m.StoreSqlResponse()
-        if kind is m.CloseSqlRequest:
-            self._stored.pop(request.sql_id, None)  # type: ignore[union-attr]
+        if isinstance(request, m.CloseSqlRequest):
+            self._stored.pop(request.sql_id, None)
             return m.CloseSqlResponse()
         raise SqlError(f"local databases do not serve {kind.__name__}", code="PROTOCOL_ERROR")
 
@@ -152,7 +152,7 @@ class LocalDatabase:
         return True
 
     def _statement(self, stmt: m.Stmt) -> m.StmtResult:
-        text = stmt.sql if stmt.sql is not None else self._stored[stmt.sql_id]  # type: ignore[index]
+        text = self._text_of(stmt.sql, stmt.sql_id)
         bindings = _bindings(stmt.args, stmt.named_args)
         self._text, self._columns, self._traced = text, [], False
         db = self._db
@@ -178,6 +178,15 @@ class LocalDatabase:
             affected_row_count=db.changes() if is_dml else 0,
             last_insert_rowid=db.last_insert_rowid() if keyword in _ROWID_KEYWORDS else None,
         )
+
+    def _text_of(self, sql: str | None, sql_id: int | None) -> str:
+        if sql is not None:
+            return sql
+        assert sql_id is not None, "messages carry sql or sql_id"
+        stored = self._stored.get(sql_id)
+        if stored is None:
+            raise SqlError(f"SQL text {sql_id} was not stored", code="PROTOCOL_ERROR")
+        return stored
 
     def _reset_cursor(self) -> None:
         self._cursor.close(force=True)
