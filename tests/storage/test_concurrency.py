@@ -77,9 +77,25 @@ class Client:
         if outcome.error is not None:
             self.unexpected.append(outcome.error)
 
+    def read_transaction(self) -> None:
+        """A read transaction sees one snapshot however much is written meanwhile."""
+        session = self.node.session(read_only=True)
+        counts = []
+        for sql in ("BEGIN", "SELECT count(*) FROM t", "SELECT count(*) FROM t", "COMMIT"):
+            outcome = self.node.run(session, lambda ctx, sql=sql: ctx.execute(sql).rows)
+            if outcome.error is not None:
+                self.unexpected.append(outcome.error)
+                return
+            if sql.startswith("SELECT"):
+                counts.append(outcome.value)
+                threading.Event().wait(0.01)
+        if counts[0] != counts[1]:
+            self.unexpected.append(AssertionError(f"snapshot moved: {counts}"))
+
     def work(self, steps: int) -> None:
         actions: list[Callable[[], None]] = [self.autocommit_insert, self.autocommit_insert,
-                                             self.transaction, self.read]
+                                             self.transaction, self.read,
+                                             self.read_transaction]
         for _ in range(steps):
             self.rng.choice(actions)()
 
