@@ -60,11 +60,13 @@ class SqlSession:
 
     def snapshot(self) -> tuple[Any, ...]:
         return (self.txn, self.txn_started_at, self.readonly_txn, self.started_by_savepoint,
-                list(self.savepoints), self.foreign_keys, self.reader, self.abort_reason)
+                list(self.savepoints), self.foreign_keys, self.reader, self.abort_reason,
+                self.last_insert_rowid)
 
     def restore(self, state: tuple[Any, ...]) -> None:
         (self.txn, self.txn_started_at, self.readonly_txn, self.started_by_savepoint,
-         savepoints, self.foreign_keys, self.reader, self.abort_reason) = state
+         savepoints, self.foreign_keys, self.reader, self.abort_reason,
+         self.last_insert_rowid) = state
         self.savepoints = list(savepoints)
 
     def enter_write_txn(self, *, by_savepoint: bool, readonly: bool) -> None:
