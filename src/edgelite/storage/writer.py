@@ -375,12 +375,11 @@ class Writer:
         table = info.created_table
         quoted = _quote(table)
         run = self.runner.run_internal
+        schema_sql = self._internal_query(
+            "SELECT sql FROM main.sqlite_schema WHERE type='table' AND name=?", (table,))[0][0]
+        columns = [row[1] for row in self._internal_query(
+            f"PRAGMA main.table_info({quoted})", ())]
         with internal_statements(self.connection):
-            schema_sql = self.connection.execute(
-                "SELECT sql FROM sqlite_schema WHERE type='table' AND name=?", (table,)
-            ).fetchone()[0]
-            columns = [row[1] for row in self.connection.execute(
-                f"PRAGMA main.table_info({quoted})")]
             run(f"CREATE TEMP TABLE _edgelite_ctas AS SELECT rowid AS _edgelite_rowid, * "
                 f"FROM main.{quoted}")
             run(f"DELETE FROM main.{quoted}")
@@ -392,10 +391,8 @@ class Writer:
             run("DROP TABLE temp._edgelite_ctas")
 
     def table_exists(self, table: str) -> bool:
-        with internal_statements(self.connection):
-            return self.connection.execute(
-                "SELECT 1 FROM main.sqlite_schema WHERE type='table' AND name=?", (table,)
-            ).fetchone() is not None
+        return bool(self._internal_query(
+            "SELECT 1 FROM main.sqlite_schema WHERE type='table' AND name=?", (table,)))
 
     def before_drop_table(self, info: StatementInfo) -> None:
         """Make ``DROP TABLE`` of a foreign-key parent deterministic on replicas.
@@ -410,10 +407,9 @@ class Writer:
         if table is None or not self.txn_foreign_keys or not self._is_fk_parent(table):
             return
         quoted = _quote(table)
-        with internal_statements(self.connection):
-            triggers = [str(row[0]) for row in self.connection.execute(
-                "SELECT name FROM main.sqlite_schema WHERE type='trigger' AND tbl_name=?",
-                (table,))]
+        triggers = [str(row[0]) for row in self._internal_query(
+            "SELECT name FROM main.sqlite_schema WHERE type='trigger' AND tbl_name=?",
+            (table,))]
         for trigger in triggers:
             drop = f"DROP TRIGGER main.{_quote(trigger)}"
             with internal_statements(self.connection):
@@ -428,11 +424,15 @@ class Writer:
         self.recorder.before_ddl()
 
     def _is_fk_parent(self, table: str) -> bool:
+        return bool(self._internal_query(
+            "SELECT 1 FROM main.sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f "
+            "WHERE m.type='table' AND f.\"table\"=? COLLATE NOCASE LIMIT 1", (table,)))
+
+    def _internal_query(self, sql: str, bindings: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        # Uncached: a statement prepared without the authorizer must never be reused
+        # for a client's identical text.
         with internal_statements(self.connection):
-            return self.connection.execute(
-                "SELECT 1 FROM main.sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f "
-                "WHERE m.type='table' AND f.\"table\"=? COLLATE NOCASE LIMIT 1", (table,)
-            ).fetchone() is not None
+            return list(self.connection.cursor().execute(sql, bindings, can_cache=False))
 
     def _commit_hook(self) -> bool:
         # True turns the commit into a rollback: nothing commits that did not pass
