@@ -172,7 +172,8 @@ class RaftLogStore:
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append ``entries`` (contiguous), replacing any suffix from the first one's index;
-        entries at or below the compaction point are skipped. Not durable until ``sync``."""
+        entries at or below the compaction point, or already present with the same term,
+        are skipped. Not durable until ``sync``."""
         if not entries:
             return
         for before, after in itertools.pairwise(entries):
@@ -184,6 +185,19 @@ class RaftLogStore:
                     f"append at {entries[0].index} would leave a gap after last index {last}"
                 )
             kept = [entry for entry in entries if entry.index > self._index.offset_index]
+            if not kept:
+                return
+            # Entries already present with the same term are the same entries (Raft's log
+            # matching property), so they are not written again -- except the last one
+            # when the log goes further: rewriting it is what drops the suffix after it.
+            skip = 0
+            while (skip < len(kept) - 1 and kept[skip].index <= last
+                   and self._index.term(kept[skip].index) == kept[skip].term):
+                skip += 1
+            if (skip == len(kept) - 1 and kept[-1].index == last
+                    and self._index.term(last) == kept[-1].term):
+                skip += 1
+            kept = kept[skip:]
             if not kept:
                 return
             cut = kept[0].index
