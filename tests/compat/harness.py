@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ class ServerMode:
     auth: bool = False
     namespaces: bool = False
     stream_idle_timeout_s: int | None = None
+    # Advertise the server's own URL as `base_url` (sticky streams, protocol.md §3.6).
+    self_url: bool = False
 
 
 PLAIN = ServerMode("plain")
@@ -78,6 +81,7 @@ JWT = ServerMode("jwt", auth=True)
 NAMESPACES = ServerMode("ns", namespaces=True)
 NAMESPACES_JWT = ServerMode("ns_jwt", auth=True, namespaces=True)
 SHORT_EXPIRY = ServerMode("expiry", stream_idle_timeout_s=1)
+SELF_URL = ServerMode("self_url", self_url=True)
 
 
 class KeyPair:
@@ -217,7 +221,9 @@ def start_compat_server(
         return _start_sqld(target, mode, work_dir, keys, key_file)
     extra: tuple[str, ...] = ()
     if mode.stream_idle_timeout_s is not None:
-        extra = ("--stream-idle-timeout-s", str(mode.stream_idle_timeout_s))
+        extra += ("--stream-idle-timeout-s", str(mode.stream_idle_timeout_s))
+    if mode.self_url:
+        return _start_edgelite_with_self_url(target, mode, work_dir, key_file, extra)
     server = start_server(
         work_dir, auth_key_file=key_file, namespaces=mode.namespaces, admin=True,
         admin_key=ADMIN_KEY, extra_args=extra, name=f"edgelite-{mode.name}",
@@ -225,6 +231,35 @@ def start_compat_server(
     assert server.admin_port is not None
     return CompatServer(target, mode, server.process, server.port, server.admin_port,
                         server.log_path, keys)
+
+
+def _start_edgelite_with_self_url(target: Target, mode: ServerMode, work_dir: Path,
+                                  key_file: Path | None, extra: tuple[str, ...]
+                                  ) -> CompatServer:
+    """Like ``start_server``, but the port is chosen first so ``--self-url`` can name it
+    (start_server picks its port internally)."""
+    assert key_file is None and not mode.namespaces, "self_url mode is plain"
+    port, admin_port = free_port(), free_port()
+    data_dir = work_dir / f"edgelite-{mode.name}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / f"edgelite-{mode.name}.log"
+    args = [sys.executable, "-m", "edgelite.cli.main", "dev", "--port", str(port),
+            "--data-dir", str(data_dir), "--admin-listen", f"127.0.0.1:{admin_port}",
+            "--admin-auth-key", ADMIN_KEY, "--self-url", f"http://127.0.0.1:{port}", *extra]
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
+    _wait_or_kill(process, port, log_path)
+    return CompatServer(target, mode, process, port, admin_port, log_path, None)
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, log_path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            process.kill()
+            process.wait(timeout=10)
+        raise
 
 
 def _start_sqld(target: Target, mode: ServerMode, work_dir: Path, keys: AuthKeys | None,
@@ -241,18 +276,14 @@ def _start_sqld(target: Target, mode: ServerMode, work_dir: Path, keys: AuthKeys
         args += ["--auth-jwt-key-file", str(key_file)]
     if mode.namespaces:
         args += ["--enable-namespaces"]
+    if mode.self_url:
+        args += ["--http-self-url", f"http://127.0.0.1:{port}"]
     # sqld cannot shorten its 10 s stream expiry; mode.stream_idle_timeout_s is ignored
     # and CompatServer.stream_expiry_s reports the real value to the tests.
     env = {key: value for key, value in os.environ.items() if not key.startswith("SQLD_")}
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", process, log_path)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            process.kill()
-            process.wait(timeout=10)
-        raise
+    _wait_or_kill(process, port, log_path)
     return CompatServer(target, mode, process, port, admin_port, log_path, keys)
 
 
