@@ -24,9 +24,9 @@ from edgelite.raft.storage import MemoryStorage
 from edgelite.raft.types import ConfState, Entry, HardState, SnapshotMeta
 from edgelite.storage.raftlog import RaftLogStore
 
+from .conftest import FAST_DIR
 from .helpers import check_payloads, entries, entry, open_store
 
-FAST_DIR = "/dev/shm" if Path("/dev/shm").is_dir() else None
 CONF = ConfState(frozenset({"a", "b", "c"}))
 Storage = Any  # MemoryStorage | RaftLogStore (identical write API)
 
