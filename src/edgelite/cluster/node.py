@@ -31,7 +31,6 @@ from edgelite.cluster.catalog import (
 from edgelite.errors import (
     BlockedError,
     NamespaceNotFoundError,
-    PermissionDeniedError,
     ProtocolError,
     StorageError,
 )
@@ -71,7 +70,6 @@ class Stream:
     namespace: str
     database: Database
     session: SqlSession
-    write_blocked: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,8 +124,9 @@ class Node:
             raise BlockedError(f"Operation was blocked: {config.block_reason or 'reads'}")
         if config.block_writes:
             blocked = config.block_reason or "writes are blocked"
-        session = database.open_session(read_only=read_only or blocked is not None)
-        return Stream(namespace, database, session, blocked)
+        session = database.open_session(read_only=read_only)
+        session.write_blocked_reason = blocked
+        return Stream(namespace, database, session)
 
     async def close_stream(self, stream: Stream) -> None:
         if stream.session.closed:
@@ -152,8 +151,6 @@ class Node:
         if outcome.commit_index is not None:
             stats.write_requests += 1
         if outcome.error is not None:
-            if isinstance(outcome.error, PermissionDeniedError) and stream.write_blocked:
-                raise BlockedError(f"Operation was blocked: {stream.write_blocked}")
             raise outcome.error
         index = outcome.commit_index or outcome.applied_index
         return Executed(outcome.value, index)

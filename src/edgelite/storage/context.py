@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import apsw
 
-from edgelite.errors import PermissionDeniedError, SqlError
+from edgelite.errors import BlockedError, PermissionDeniedError, SqlError
 from edgelite.storage.executor import (
     Column,
     ResponseBudget,
@@ -192,15 +192,17 @@ class ReaderContext(_ContextBase):
         starts_txn = info.kind is Kind.BEGIN or (
             info.kind is Kind.SAVEPOINT and session.is_autocommit)
         if session.is_autocommit and starts_txn and not (
-                session.read_only or info.readonly_begin):
+                session.reads_only or info.readonly_begin):
             raise NeedsWriter()
-        if info.needs_writer and not (starts_txn and session.read_only):
+        if info.needs_writer and not (starts_txn and session.reads_only):
             self._refuse_write()
         result = self._run(info, bindings, want_rows)
         self._sync_pin()
         return result
 
     def _refuse_write(self) -> None:
+        if self.session.write_blocked_reason is not None and not self.session.read_only:
+            raise BlockedError(f"Operation was blocked: {self.session.write_blocked_reason}")
         if self.session.read_only:
             raise PermissionDeniedError(
                 "Authorization forbidden: Current session doesn't not have Write "

@@ -69,7 +69,7 @@ class Database:
         job = Job(session, program, budget, on_done)
         if session.txn in (TxnState.WRITE, TxnState.ABORTED):
             self.writer.submit(job)
-        elif session.txn is TxnState.READ or session.read_only or prefer_reader:
+        elif session.txn is TxnState.READ or session.reads_only or prefer_reader:
             self.readers.submit(job)
         else:
             self.writer.submit(job)

@@ -156,7 +156,7 @@ class ReaderPool:
             if self._stopping:
                 raise StorageError("the read pool is closing")
             reader = self._free_reader()
-            if reader is None and not job.session.read_only:
+            if reader is None and not job.session.reads_only:
                 to_writer = True  # every connection is held: the writer can serve it
             elif reader is None:  # a read-only caller waits for a reader to be released
                 if len(self._parked) >= self._queue_max:

@@ -40,8 +40,9 @@ class TxnState(enum.Enum):
 class SqlSession:
     """Per-client transaction state. Touched only by the storage thread running it."""
 
-    read_only: bool
+    read_only: bool  # the caller may only read (its credentials)
     database_name: str = "default"
+    write_blocked_reason: str | None = None  # the namespace blocks writes (admin config)
     session_id: int = dataclasses.field(default_factory=lambda: next(_session_ids))
     txn: TxnState = TxnState.NONE
     txn_started_at: float = 0.0
@@ -53,6 +54,11 @@ class SqlSession:
     reader: Reader | None = None
     abort_reason: str = ""
     closed: bool = False
+
+    @property
+    def reads_only(self) -> bool:
+        """Only reads may run for this session (credentials or a write block)."""
+        return self.read_only or self.write_blocked_reason is not None
 
     @property
     def is_autocommit(self) -> bool:
