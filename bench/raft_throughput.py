@@ -21,11 +21,8 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from edgelite.raft.testing import Cluster  # noqa: E402
+from edgelite.raft.testing import Cluster
 
 
 def new_cluster() -> Cluster:
