@@ -16,6 +16,7 @@ and after healing, that a leader emerges and a new proposal commits (liveness).
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 
 import pytest
@@ -188,7 +189,12 @@ def test_random_cluster_run(seed: int) -> None:
     run(seed, steps=4000)
 
 
+# Long runs: 100 seeds by default (about 20 s); more with e.g.
+# EDGELITE_RAFT_LONG_SEEDS=1000 pytest -m slow tests/raft/test_random_cluster.py
+LONG_SEEDS = int(os.environ.get("EDGELITE_RAFT_LONG_SEEDS", "100"))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1000, 2000))
+@pytest.mark.parametrize("seed", range(1000, 1000 + LONG_SEEDS))
 def test_random_cluster_run_long(seed: int) -> None:
     run(seed, steps=20000)
