@@ -24,6 +24,7 @@ whose classes also derive from ``EdgeliteError``).
     ├── LimitExceededError             a bound was hit (size, count, time)
     ├── OverloadedError                too much concurrent work (429)
     ├── BlockedError                   namespace blocked reads or writes (BLOCKED)
+    ├── AlreadyAppliedError            a retried request id had already committed
     ├── ClusterError
     │   ├── NotLeaderError             this node cannot serve it; leader hint inside
     │   ├── ClusterUnavailableError    no quorum / no leader within the deadline
@@ -158,6 +159,18 @@ class OverloadedError(EdgeliteError):
 class BlockedError(EdgeliteError):
     code = "BLOCKED"
     http_status = 200
+
+
+class AlreadyAppliedError(EdgeliteError):
+    """A request carrying this id committed before (at ``index``); it ran once only."""
+
+    code = "ALREADY_APPLIED"
+    http_status = 200
+
+    def __init__(self, message: str, *, request_id: str, index: int) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.index = index
 
 
 class ClusterError(EdgeliteError):

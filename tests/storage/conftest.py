@@ -52,7 +52,8 @@ class RecordingCommitStep:
         self.gate: Callable[[effects.Effect], None] | None = None
         self.lock = threading.Lock()
 
-    def commit(self, database: str, effect: effects.Effect, applied_index: int) -> int:
+    def commit(self, database: str, effect: effects.Effect, applied_index: int,
+               request_ids: Sequence[str] = ()) -> int:
         if self.gate is not None:
             self.gate(effect)
         data = effects.encode_effect(effect)

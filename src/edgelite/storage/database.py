@@ -9,14 +9,21 @@ callback invoked on the storage thread; the asynchronous edge turns it into a fu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgelite.storage import effects
 from edgelite.storage.connection import ConnectionLimits
 from edgelite.storage.executor import ResponseBudget
 from edgelite.storage.readers import ReaderPool
-from edgelite.storage.session import Job, JobOutcome, Program, SqlSession, TxnState
+from edgelite.storage.session import (
+    ApplyJob,
+    Job,
+    JobOutcome,
+    Program,
+    SqlSession,
+    TxnState,
+)
 from edgelite.storage.statements import StatementCache
 from edgelite.storage.writer import CommitStep, LocalCommitStep, Writer, WriterConfig
 
@@ -61,18 +68,28 @@ class Database:
         return SqlSession(read_only=read_only, database_name=self.name)
 
     def submit(self, session: SqlSession, program: Program, *, budget: ResponseBudget,
-               on_done: Callable[[JobOutcome], None], prefer_reader: bool = True) -> None:
+               on_done: Callable[[JobOutcome], None], prefer_reader: bool = True,
+               request_id: str = "") -> None:
         """Run ``program`` for ``session``; ``on_done`` is called on a storage thread.
 
-        Raises ``OverloadedError`` if the queue it needs is full.
+        ``request_id`` (optional) makes a retried write run at most once. Raises
+        ``OverloadedError`` if the queue it needs is full.
         """
-        job = Job(session, program, budget, on_done)
+        job = Job(session, program, budget, on_done, request_id=request_id)
         if session.txn in (TxnState.WRITE, TxnState.ABORTED):
             self.writer.submit(job)
         elif session.txn is TxnState.READ or session.reads_only or prefer_reader:
             self.readers.submit(job)
         else:
             self.writer.submit(job)
+
+    def submit_apply(self, index: int, effect: bytes, request_ids: Sequence[str],
+                     on_done: Callable[[int, BaseException | None], None]) -> None:
+        """Apply a committed log entry (on the writer thread, in submission order)."""
+        self.writer.submit_apply(ApplyJob(index, effect, tuple(request_ids), on_done))
+
+    def set_accepting_writes(self, accepting: bool) -> None:
+        self.writer.accepting_writes = accepting
 
     def close_session(self, session: SqlSession,
                       on_done: Callable[[JobOutcome], None]) -> None:

@@ -29,6 +29,7 @@ from edgelite.errors import DivergenceError, StorageCorruptionError
 from edgelite.storage.authorizer import internal_statements
 
 STATE_TABLE = "_edgelite_state"
+REQUESTS_TABLE = "_edgelite_requests"  # request ids applied (exactly-once retries)
 _MAGIC = b"ELFX"
 _VERSION = 1
 
@@ -248,7 +249,7 @@ def _replicated_table(name: str) -> bool:
     # SQLITE_SESSION_OBJCONFIG_ROWID the session records a client's own DML on it, by
     # rowid, and those rowids differ on replicas (SQLite's automatic updates of the
     # table are not recorded at all).
-    return name not in (STATE_TABLE, "sqlite_sequence")
+    return name not in (STATE_TABLE, REQUESTS_TABLE, "sqlite_sequence")
 
 
 # --- apply -----------------------------------------------------------------------------
@@ -317,9 +318,12 @@ def _apply_sequence(connection: apsw.Connection, before: dict[str, int],
 
 def ensure_state_table(connection: apsw.Connection) -> None:
     with internal_statements(connection):
-        connection.cursor().execute(
-            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE}"
-            "(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID", can_cache=False)
+        cursor = connection.cursor()
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE}"
+                       "(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID", can_cache=False)
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {REQUESTS_TABLE}"
+                       "(id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL) WITHOUT ROWID",
+                       can_cache=False)
 
 
 def read_applied_index(connection: apsw.Connection) -> int:

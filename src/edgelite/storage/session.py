@@ -116,6 +116,17 @@ class Job:
     enqueued_at: float = dataclasses.field(default_factory=time.monotonic)
     solo: bool = False  # never group (re-run after a lost group transaction)
     close_session: bool = False  # end the session's transaction and forget it
+    request_id: str = ""  # the client's id for exactly-once retries ("" = none)
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class ApplyJob:
+    """A committed log entry for this database, applied on the writer thread."""
+
+    index: int
+    effect: bytes
+    request_ids: tuple[str, ...]
+    on_done: Callable[[int, BaseException | None], None]
 
 
 class NeedsWriter(BaseException):

@@ -24,19 +24,33 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import apsw
 
-from edgelite.errors import OverloadedError, SqlError, StorageError
+from edgelite.errors import (
+    AlreadyAppliedError,
+    NotLeaderError,
+    OverloadedError,
+    SqlError,
+    StorageError,
+)
 from edgelite.storage import effects
+from edgelite.storage.applier import Applier, record_requests, request_applied_at
 from edgelite.storage.authorizer import internal_statements
 from edgelite.storage.connection import ConnectionLimits, Role, open_connection
 from edgelite.storage.context import WriterContext
 from edgelite.storage.executor import StatementRunner
-from edgelite.storage.session import GroupLost, Job, JobOutcome, SqlSession, TxnState
+from edgelite.storage.session import (
+    ApplyJob,
+    GroupLost,
+    Job,
+    JobOutcome,
+    SqlSession,
+    TxnState,
+)
 from edgelite.storage.sqlite_errors import sql_error_from_apsw
 from edgelite.storage.statements import StatementCache, StatementInfo
 
@@ -46,7 +60,8 @@ logger = logging.getLogger(__name__)
 class CommitStep(Protocol):
     """Makes a transaction's effect durable before the writer commits it locally."""
 
-    def commit(self, database: str, effect: effects.Effect, applied_index: int) -> int:
+    def commit(self, database: str, effect: effects.Effect, applied_index: int,
+               request_ids: Sequence[str] = ()) -> int:
         """Block until ``effect`` is durable; return the index it committed at.
 
         Raises (e.g. ``OutcomeUnknownError``, ``NotLeaderError``) if it could not be
@@ -58,7 +73,8 @@ class CommitStep(Protocol):
 class LocalCommitStep:
     """Single node: the local COMMIT (``synchronous=FULL``) is the durability point."""
 
-    def commit(self, database: str, effect: effects.Effect, applied_index: int) -> int:
+    def commit(self, database: str, effect: effects.Effect, applied_index: int,
+               request_ids: Sequence[str] = ()) -> int:
         return applied_index + 1
 
 
@@ -101,12 +117,20 @@ class Writer:
         with self._authorized_commit():
             effects.ensure_state_table(self.connection)
         self.applied_index = effects.read_applied_index(self.connection)
+        self.applier = Applier(path, config.limits, synchronous_full=config.synchronous_full)
+        # Cluster hooks: whether client writes may start here (the leader, caught up),
+        # and who hears that an entry this writer proposed is committed locally.
+        self.accepting_writes = True
+        self.on_local_commit: Callable[[int, BaseException | None], None] | None = None
+        self._job_request_id = ""
+        self._txn_request_ids: list[str] = []
         self.txn_foreign_keys = False
         self.group_open = False
         self.owner: SqlSession | None = None
         self._finished: list[_Finished] = []
         self._general: collections.deque[Job] = collections.deque()
         self._owner_lane: collections.deque[Job] = collections.deque()
+        self._apply_lane: collections.deque[ApplyJob] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"edgelite-writer-{name}",
@@ -129,11 +153,20 @@ class Writer:
                 self._general.append(job)
             self._cond.notify()
 
+    def submit_apply(self, job: ApplyJob) -> None:
+        """Queue a committed entry; applies run before any client job that follows."""
+        with self._cond:
+            if self._stopping:
+                raise StorageError(f"database {self.name} is closing")
+            self._apply_lane.append(job)
+            self._cond.notify()
+
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify()
         self._thread.join(timeout=30)
+        self.applier.close()
         self.connection.close()
 
     # --- the loop (writer thread) ----------------------------------------------------------
@@ -145,6 +178,9 @@ class Writer:
                 break
             if item is _STEAL:
                 self._steal_from_owner()
+                continue
+            if isinstance(item, ApplyJob):
+                self._apply(item)
                 continue
             assert isinstance(item, Job)
             try:
@@ -158,9 +194,11 @@ class Writer:
                 logger.exception("writer %s: unexpected failure", self.name)
         self._shutdown()
 
-    def _next_job(self) -> Job | object | None:
+    def _next_job(self) -> Job | ApplyJob | object | None:
         with self._cond:
             while True:
+                if self._apply_lane:
+                    return self._apply_lane.popleft()
                 if self._owner_lane:
                     return self._owner_lane.popleft()
                 owner = self.owner
@@ -184,6 +222,11 @@ class Writer:
         closing = StorageError(f"database {self.name} is closing")
         for job in pending:
             self._deliver(job, None, closing, None)
+        with self._cond:
+            applies = list(self._apply_lane)
+            self._apply_lane.clear()
+        for apply_job in applies:
+            apply_job.on_done(apply_job.index, closing)
         if self.recorder.active or self.connection.in_transaction:
             self.rollback_transaction()
 
@@ -204,6 +247,7 @@ class Writer:
 
     def _run_group(self, first: Job) -> None:
         jobs = self._collect_group(first)
+        self._job_request_id = first.request_id
         try:
             self.begin_transaction(first.session.foreign_keys)
         except Exception as exc:
@@ -213,6 +257,11 @@ class Writer:
         self.group_open = True
         self._finished = []
         for position, job in enumerate(jobs):
+            if self._answered_before(job):
+                continue
+            self._job_request_id = job.request_id
+            if job.request_id and position:
+                self._txn_request_ids.append(job.request_id)
             state = job.session.snapshot()
             ctx = WriterContext(self, job.session, job.budget, grouped=True)
             try:
@@ -247,6 +296,9 @@ class Writer:
         self._requeue_front(redo)
 
     def _run_solo(self, job: Job) -> None:
+        if self._answered_before(job):
+            return
+        self._job_request_id = job.request_id
         ctx = WriterContext(self, job.session, job.budget, grouped=False)
         try:
             value, error = job.program(ctx), None
@@ -257,6 +309,37 @@ class Writer:
             self.release_ownership(job.session)
         self._deliver(job, value, error, ctx.commit_index)
 
+    def _answered_before(self, job: Job) -> bool:
+        """A retry of a request that already committed is answered, not run again."""
+        if not job.request_id:
+            return False
+        index = request_applied_at(self.connection, job.request_id)
+        if index is None:
+            return False
+        self._deliver(job, None, AlreadyAppliedError(
+            f"request {job.request_id} already committed at index {index}; it was not "
+            "run again", request_id=job.request_id, index=index), index)
+        return True
+
+    def _apply(self, job: ApplyJob) -> None:
+        """Apply a committed entry from the log (never one this writer committed)."""
+        if self.owner is not None:
+            self._steal_from_owner("this node stopped leading; the transaction was rolled "
+                                   "back")
+        error: BaseException | None = None
+        if job.index > self.applied_index:
+            try:
+                self.applier.apply(job.index, job.effect, job.request_ids)
+                self.applied_index = job.index
+            except Exception as exc:
+                error = exc
+                logger.error("database %s: applying index %d failed: %s", self.name,
+                             job.index, exc)
+        try:
+            job.on_done(job.index, error)
+        except Exception:
+            logger.exception("writer %s: apply callback failed", self.name)
+
     def _close(self, job: Job) -> None:
         session = job.session
         if session.txn is TxnState.WRITE and self.owner is session:
@@ -266,13 +349,13 @@ class Writer:
         self.release_ownership(session)
         self._deliver(job, None, None, None)
 
-    def _steal_from_owner(self) -> None:
+    def _steal_from_owner(self, reason: str | None = None) -> None:
         owner = self.owner
         assert owner is not None
         self.rollback_transaction()
         owner.leave_txn()
         owner.txn = TxnState.ABORTED
-        owner.abort_reason = (
+        owner.abort_reason = reason or (
             f"Transaction timed out: it held the write lock longer than "
             f"{self.config.txn_timeout_s:g}s while other writes waited, and was rolled back")
         self.release_ownership(owner)
@@ -291,6 +374,10 @@ class Writer:
 
     def begin_transaction(self, foreign_keys: bool) -> None:
         assert not self.connection.in_transaction and not self.recorder.active
+        if not self.accepting_writes:
+            raise NotLeaderError(f"database {self.name}: this node does not accept writes "
+                                 "(it is not the leader, or is still catching up)")
+        self._txn_request_ids = [self._job_request_id] if self._job_request_id else []
         if foreign_keys != self.txn_foreign_keys:
             with internal_statements(self.connection):
                 self.runner.run_internal(f"PRAGMA foreign_keys={int(foreign_keys)}")
@@ -306,18 +393,26 @@ class Writer:
         """Capture the effect, pass it through the commit step, then COMMIT locally."""
         effect = self.recorder.finish()
         index = None
+        request_ids = tuple(self._txn_request_ids)
         if not effect.is_empty:
-            index = self.commit_step.commit(self.name, effect, self.applied_index)
+            index = self.commit_step.commit(self.name, effect, self.applied_index,
+                                            request_ids)
             assert index > self.applied_index, (index, self.applied_index)
+            record_requests(self.connection, request_ids, index)
             effects.write_applied_index(self.connection, index)
         try:
             with self._authorized_commit():
                 self.connection.execute("COMMIT")
         except apsw.Error as exc:
             self.rollback_transaction()
-            raise StorageError(f"database {self.name}: local commit failed: {exc}") from exc
+            failure = StorageError(f"database {self.name}: local commit failed: {exc}")
+            if index is not None and self.on_local_commit is not None:
+                self.on_local_commit(index, failure)  # the entry is applied from the log
+            raise failure from exc
         if index is not None:
             self.applied_index = index
+            if self.on_local_commit is not None:
+                self.on_local_commit(index, None)
         return index
 
     def rollback_transaction(self) -> None:
