@@ -298,8 +298,12 @@ class PeerLinks:
 
     def _handshake_failed(self, handshake: Handshake, writer: asyncio.StreamWriter,
                           peer: PeerLink | None, exc: BaseException) -> None:
-        reason = exc.reason if isinstance(exc, HandshakeError) else (
-            "timeout" if isinstance(exc, TimeoutError) else "io-error")
+        if isinstance(exc, HandshakeError):
+            reason = exc.reason
+        elif isinstance(exc, ProtocolError):
+            reason = "malformed"
+        else:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "closed"
         reject = handshake.reject_message()
         if reject is not None and not writer.is_closing():
             writer.write(encode_frame(encode_peer_message(reject)))
