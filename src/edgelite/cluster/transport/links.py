@@ -25,6 +25,7 @@ from edgelite.cluster.transport.connection import (
 from edgelite.cluster.transport.limits import PeerCounters, TransportLimits, backoff_delay_s
 from edgelite.errors import ConfigError, HandshakeError, ProtocolError
 from edgelite.protocol.peer import (
+    FRAME_HEADER_BYTES,
     NONCE_BYTES,
     Handshake,
     HandshakeRole,
@@ -157,14 +158,15 @@ class PeerLinks:
         """Queue one frame; the reason it was dropped (and counted), or None."""
         payload = encode_peer_message(message)
         limits = self.limits
-        if len(payload) > limits.frame_bytes_max:
+        size = len(payload)
+        if size > limits.frame_bytes_max:
             peer.counters.dropped += 1
             self.warn("oversized", "peer message dropped node=%s peer=%s type=%s bytes=%d "
                       "frame_bytes_max=%d", self.node_id, peer.node_id,
                       type(message).__name__, len(payload), limits.frame_bytes_max)
             return (f"{type(message).__name__} of {len(payload)} bytes exceeds "
                     f"frame_bytes_max={limits.frame_bytes_max}")
-        frame = encode_frame(payload)
+        frame = size.to_bytes(FRAME_HEADER_BYTES, "big") + payload  # encode_frame, inlined
         if (len(peer.queue) >= limits.queue_messages_max
                 or peer.queue_bytes + len(frame) > limits.queue_bytes_max):
             peer.counters.dropped += 1
@@ -269,6 +271,11 @@ class PeerLinks:
                 self.handshakes_inflight -= 1
             if connection is not None and self._adopt(connection):
                 await self._read_loop(connection)
+        except asyncio.CancelledError:
+            # End normally: on Python 3.11 asyncio's own done-callback for this task calls
+            # task.exception(), which raises for a cancelled task and logs a spurious
+            # "Exception in callback". Only stop() cancels this task; it wants it over.
+            writer.transport.abort()
         finally:
             self._tasks.discard(task)
 
