@@ -7,6 +7,8 @@ layer table. Design: docs/design/raftlog.md.
 
 from __future__ import annotations
 
+from edgelite.storage.raftlog.manifest import SnapshotFile
+from edgelite.storage.raftlog.snapshots import Snapshot, SnapshotStore, SnapshotWriter
 from edgelite.storage.raftlog.store import RaftLogStore
 
-__all__ = ["RaftLogStore"]
+__all__ = ["RaftLogStore", "Snapshot", "SnapshotFile", "SnapshotStore", "SnapshotWriter"]
