@@ -675,3 +675,17 @@ def test_configuration_is_checked() -> None:
         PeerTransport("a", SECRET, "127.0.0.1", 0, inbox).set_peer("a", "127.0.0.1", 1)
     with pytest.raises(TypeError):
         PeerTransport("a", SECRET, "127.0.0.1", 0, inbox, no_such_limit=1)
+
+
+async def test_inbound_only_peer_is_answered_on_its_own_connection(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    a.set_peer("b", *b.listen_address)  # b has no address for a
+    assert a.send("b", heartbeat("a", "b", 1))
+    await cluster.inboxes["b"].wait_for(1)
+    assert b.peers() == {"a": None}
+    assert b.send("a", heartbeat("b", "a", 2))
+    assert await cluster.inboxes["a"].wait_for(1) == [("b", heartbeat("b", "a", 2))]
+    await a.stop()
+    await eventually(lambda: not b.is_connected("a"), "b sees a leave")
+    assert b.peer_metrics()["a"]["connected"] == 0

@@ -363,6 +363,8 @@ class PeerLinks:
         now = asyncio.get_running_loop().time()
         short_lived = now - connection.established_at < self.limits.backoff_max_s
         peer.failures = peer.failures + 1 if short_lived else 0
+        if peer.address is None:  # nobody will dial it: what is queued would go stale
+            self._drop_queue(peer, "peer disconnected (inbound-only, no address to dial)")
         peer.changed.set()
         peer.wakeup.set()
         log.info("peer disconnected node=%s peer=%s reason=%s", self.node_id, peer.node_id,
