@@ -14,6 +14,7 @@ import click
 from edgelite import settings
 from edgelite.auth import build_authenticator
 from edgelite.cluster.node import Node, build_node
+from edgelite.cluster.runtime import ClusterRuntime, MemberAddress, RuntimeConfig
 from edgelite.errors import ConfigError, EdgeliteError
 from edgelite.server.app import Server, ServerConfig
 
@@ -67,10 +68,7 @@ def dev(**options: Any) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
         pass
-    try:
-        asyncio.run(_serve(node, authenticator, server_config, options))
-    finally:
-        node.close()
+    asyncio.run(_serve(node, authenticator, server_config, options))
 
 
 def build(options: dict[str, Any]) -> tuple[ServerConfig, Node]:
@@ -106,8 +104,18 @@ def build(options: dict[str, Any]) -> tuple[ServerConfig, Node]:
 
 async def _serve(node: Node, authenticator: Any, config: ServerConfig,
                  options: dict[str, Any]) -> None:
+    runtime = ClusterRuntime(node, RuntimeConfig(
+        node_id="dev", data_dir=_cluster_dir(options),
+        self_address=MemberAddress("dev", http_url=f"http://{config.host}:{config.port}"),
+        bootstrap={"dev": ""}))
+    await runtime.start()
+    await runtime.wait_writable(timeout_s=30)
     server = Server(node, authenticator, config)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await runtime.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -116,6 +124,16 @@ async def _serve(node: Node, authenticator: Any, config: ServerConfig,
     await stop.wait()
     click.echo("edgelite: shutting down", err=True)
     await server.stop()
+    await runtime.stop()
+
+
+def _cluster_dir(options: dict[str, Any]) -> Path:
+    """Where the one-node cluster keeps its Raft log: the data directory, or next to a
+    --db-file (``<file>.edgelite/``)."""
+    if options.get("db_file") is not None:
+        db_file = Path(options["db_file"])
+        return db_file.with_name(db_file.name + ".edgelite")
+    return Path(options.get("data_dir") or "edgelite-data")
 
 
 def _print_banner(config: ServerConfig, server: Server, options: dict[str, Any]) -> None:

@@ -1,15 +1,17 @@
 """The namespaces of a node: which databases exist, where their files are, their config.
 
-On disk: ``<data_dir>/namespaces/<name>/data.db`` plus ``config.json`` next to it. The
-``default`` namespace always exists. With ``--db-file`` there is only ``default``, at
-that path. (In a cluster the catalog becomes a replicated system database; this
-class is the local part.)
+On disk: ``<data_dir>/namespaces/<name>/data.db``; the list of namespaces and their
+settings live in ``<data_dir>/_system.db`` (``storage.catalog_store``), which also
+records the Raft index of the last catalog change applied. Every change arrives as a
+committed log entry (``CatalogCommand``) and is applied exactly once, in log order, on
+every node, so all nodes have the same namespaces and the same per-namespace keys. The
+``default`` namespace exists from the start on every node. With ``--db-file`` there is
+only ``default``, at that path.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ from edgelite.errors import (
     NamespaceNotFoundError,
     ProtocolError,
 )
+from edgelite.storage.catalog_store import CatalogStore
 
 DEFAULT_NAMESPACE = "default"
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024,
@@ -64,16 +67,42 @@ class Catalog:
             raise ConfigError("give exactly one of a data directory or a database file")
         self.data_dir = data_dir
         self.db_file = db_file
+        self._store: CatalogStore | None = None
         self._configs: dict[str, NamespaceConfig] = {}
         if data_dir is not None:
             (data_dir / "namespaces").mkdir(parents=True, exist_ok=True)
+            self._store = CatalogStore(data_dir / "_system.db")
+            self._store.put(0, DEFAULT_NAMESPACE, {}, created=True)
+            self._load()
             self._directory(DEFAULT_NAMESPACE).mkdir(exist_ok=True)
+            self._remove_orphans()
         elif db_file is not None:
             db_file.parent.mkdir(parents=True, exist_ok=True)
+            self._configs = {DEFAULT_NAMESPACE: NamespaceConfig()}
+
+    def _load(self) -> None:
+        assert self._store is not None
+        self._configs = {name: NamespaceConfig.from_json(config)
+                         for name, config in self._store.namespaces().items()}
+
+    def _remove_orphans(self) -> None:
+        """Directories of namespaces deleted just before a crash."""
+        assert self.data_dir is not None
+        for directory in (self.data_dir / "namespaces").iterdir():
+            if directory.is_dir() and directory.name not in self._configs:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
     @property
     def single_file(self) -> bool:
         return self.db_file is not None
+
+    @property
+    def applied_index(self) -> int:
+        return self._store.applied_index if self._store is not None else 0
 
     def _directory(self, name: str) -> Path:
         assert self.data_dir is not None
@@ -87,61 +116,68 @@ class Catalog:
         return self._directory(name) / "data.db"
 
     def exists(self, name: str) -> bool:
-        if self.db_file is not None:
-            return name == DEFAULT_NAMESPACE
-        return _NAME.match(name) is not None and self._directory(name).is_dir()
+        return name in self._configs
 
     def names(self) -> list[str]:
-        if self.data_dir is None:
-            return [DEFAULT_NAMESPACE]
-        return sorted(p.name for p in (self.data_dir / "namespaces").iterdir() if p.is_dir())
+        return sorted(self._configs)
 
-    def create(self, name: str, config: NamespaceConfig) -> Path:
+    def config(self, name: str) -> NamespaceConfig:
+        config = self._configs.get(name)
+        if config is None:
+            raise NamespaceNotFoundError(f"Namespace `{name}` doesn't exist")
+        return config
+
+    # --- checks before proposing (the leader) ----------------------------------------------
+
+    def check_create(self, name: str) -> None:
         if self.data_dir is None:
             raise ConfigError("namespaces cannot be created when serving a single --db-file")
-        directory = self._directory(name)
-        if directory.exists():
+        check_namespace_name(name)
+        if name in self._configs:
             raise NamespaceExistsError(f"Namespace `{name}` already exists")
-        directory.mkdir()
-        self.write_config(name, config)
-        _fsync_directory(directory.parent)
-        return directory / "data.db"
 
-    def delete(self, name: str) -> None:
-        if not self.exists(name):
+    def check_delete(self, name: str) -> None:
+        check_namespace_name(name)
+        if name not in self._configs:
             raise NamespaceNotFoundError(f"Namespace `{name}` doesn't exist")
         if name == DEFAULT_NAMESPACE or self.data_dir is None:
             raise InvalidNamespaceError("the default namespace cannot be deleted")
+
+    # --- applying committed changes (every node, in log order) ------------------------------
+
+    def apply_create(self, index: int, name: str, config: NamespaceConfig) -> bool:
+        """Record the namespace; False if this entry was applied before (a replay)."""
+        assert self._store is not None
         directory = self._directory(name)
-        self._configs.pop(name, None)
-        shutil.rmtree(directory)
+        directory.mkdir(exist_ok=True)
         _fsync_directory(directory.parent)
-
-    def config(self, name: str) -> NamespaceConfig:
-        """The namespace's settings (cached: read on every request)."""
-        cached = self._configs.get(name)
-        if cached is not None:
-            return cached
-        config = NamespaceConfig()
-        if self.data_dir is not None:
-            path = self._directory(name) / "config.json"
-            if path.exists():
-                config = NamespaceConfig.from_json(json.loads(path.read_text()))
+        if not self._store.put(index, name, config.to_json(), created=True):
+            return False
         self._configs[name] = config
-        return config
+        return True
 
-    def write_config(self, name: str, config: NamespaceConfig) -> None:
-        if self.data_dir is None:
-            raise ConfigError("namespace settings need a data directory")
-        path = self._directory(name) / "config.json"
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(config.to_json(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(path.parent)
-        self._configs[name] = config
+    def apply_delete(self, index: int, name: str) -> bool:
+        assert self._store is not None
+        if not self._store.put(index, name, None):
+            return False
+        self._configs.pop(name, None)
+        directory = self._directory(name)
+        shutil.rmtree(directory, ignore_errors=True)
+        _fsync_directory(directory.parent)
+        return True
+
+    def apply_config(self, index: int, name: str, config: NamespaceConfig) -> bool:
+        assert self._store is not None
+        if not self._store.put(index, name, config.to_json()):
+            return False
+        if name in self._configs:
+            self._configs[name] = config
+        return True
+
+    def mark_applied(self, index: int) -> None:
+        """A catalog entry that changed nothing (e.g. refused on apply) is still applied."""
+        if self._store is not None:
+            self._store.mark_applied(index)
 
 
 def _fsync_directory(directory: Path) -> None:

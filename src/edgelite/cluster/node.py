@@ -4,8 +4,12 @@ This is what the server talks to (through the ``NodeService`` protocol it declar
 Everything blocking happens on storage threads; this class only routes jobs and turns
 their completion callbacks into awaitables.
 
-Single node: every database commits through ``LocalCommitStep`` (the local fsync is the
-durability point). The cluster work replaces the commit step, not this interface.
+Every node is a Raft member (``edgelite dev`` is a one-node cluster): databases commit
+through ``RaftCommitStep`` once ``attach`` gave the node its member, and catalog changes
+(create, delete, fork, config) are proposed as log entries and applied on every node by
+``state_machine.ClusterStateMachine``. Writes on a node that does not lead fail with
+``NotLeaderError`` before they run; the edge forwards them to the leader. Reads wait for
+the consistency level the caller chose (``read_barrier``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import apsw
+from typing import TYPE_CHECKING, Any
 
 from edgelite.cluster import hrana_engine as engine
 from edgelite.cluster.catalog import (
@@ -28,12 +30,9 @@ from edgelite.cluster.catalog import (
     config_to_json,
     parse_config,
 )
-from edgelite.errors import (
-    BlockedError,
-    NamespaceNotFoundError,
-    ProtocolError,
-    StorageError,
-)
+from edgelite.cluster.commands import CatalogCommand, encode_command
+from edgelite.cluster.raft_commit import RaftCommitStep
+from edgelite.errors import BlockedError, NamespaceNotFoundError, ProtocolError
 from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana.legacy import LegacyRequest
 from edgelite.protocol.hrana.sql_store import SqlStore
@@ -42,6 +41,9 @@ from edgelite.storage.database import Database, DatabaseConfig
 from edgelite.storage.executor import ResponseBudget
 from edgelite.storage.session import JobOutcome, Program, SqlSession
 from edgelite.storage.statements import Kind
+
+if TYPE_CHECKING:
+    from edgelite.cluster.member import Member
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,18 @@ class Node:
         self._databases: dict[str, Database] = {}
         self._lock = threading.Lock()
         self.stats: dict[str, NamespaceStats] = {}
+        self.member: Member | None = None
+        self.node_id = ""
+        self.accepting_writes = False
+        self.commit_timeout_s = 10.0
+        self.session_wait_s = 2.0
+
+    def attach(self, member: Member, *, commit_timeout_s: float) -> None:
+        """Give the node its Raft member; databases opened after this commit through it."""
+        assert self.member is None and not self._databases
+        self.member = member
+        self.node_id = member.node_id
+        self.commit_timeout_s = commit_timeout_s
 
     # --- databases -----------------------------------------------------------------------
 
@@ -97,10 +111,39 @@ class Node:
                 return database
             if not self.catalog.exists(name):
                 raise NamespaceNotFoundError(f"Namespace `{name}` doesn't exist")
-            database = Database(name, self.catalog.path(name), self._config_for(name))
+            assert self.member is not None, "attach() the member before opening databases"
+            commit_step = RaftCommitStep(self.member, self.node_id,
+                                         timeout_s=self.commit_timeout_s)
+            database = Database(name, self.catalog.path(name), self._config_for(name),
+                                commit_step)
+            database.writer.on_local_commit = self.member.local_commit_done
+            database.set_accepting_writes(self.accepting_writes)
             self._databases[name] = database
             self.stats.setdefault(name, NamespaceStats())
             return database
+
+    def database_if_exists(self, name: str) -> Database | None:
+        if not self.catalog.exists(name):
+            return None
+        return self.database(name)
+
+    async def close_database(self, name: str) -> None:
+        with self._lock:
+            database = self._databases.pop(name, None)
+        self.stats.pop(name, None)
+        if database is not None:
+            await asyncio.to_thread(database.close)
+
+    def set_accepting_writes(self, accepting: bool) -> None:
+        with self._lock:
+            self.accepting_writes = accepting
+            databases = list(self._databases.values())
+        for database in databases:
+            database.set_accepting_writes(accepting)
+
+    def reconfigure(self, name: str) -> None:
+        """A namespace's settings changed; blocks apply to streams opened from now on.
+        (``txn_timeout_s`` takes effect when the database is next opened.)"""
 
     def _config_for(self, name: str) -> DatabaseConfig:
         timeout = self.catalog.config(name).txn_timeout_s
@@ -113,6 +156,18 @@ class Node:
             databases, self._databases = list(self._databases.values()), {}
         for database in databases:
             database.close()
+        self.catalog.close()
+
+    # --- consistency -----------------------------------------------------------------------
+
+    async def read_barrier(self, consistency: str, bookmark: int | None) -> None:
+        """Wait until this node may serve a read at ``consistency`` (ARCHITECTURE §5)."""
+        member = self.member
+        assert member is not None
+        if consistency == "strong":
+            await member.read_index()
+        elif consistency == "session" and bookmark:
+            await member.wait_applied(bookmark, timeout_s=self.session_wait_s)
 
     # --- streams -------------------------------------------------------------------------
 
@@ -139,13 +194,15 @@ class Node:
         stream.database.close_session(stream.session, _settle_from_thread(loop, done))
         await done
 
-    async def run(self, stream: Stream, program: Program, texts: Sequence[str]) -> Executed:
+    async def run(self, stream: Stream, program: Program, texts: Sequence[str],
+                  request_id: str = "") -> Executed:
         """Run ``program`` for ``stream``; raises what the program raised."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[JobOutcome] = loop.create_future()
         stream.database.submit(stream.session, program, budget=self.limits.budget(),
                                on_done=_settle_from_thread(loop, done),
-                               prefer_reader=self._prefer_reader(stream.database, texts))
+                               prefer_reader=self._prefer_reader(stream.database, texts),
+                               request_id=request_id)
         outcome = await done
         stats = self.stats.setdefault(stream.namespace, NamespaceStats())
         if outcome.commit_index is not None:
@@ -166,9 +223,10 @@ class Node:
         return True
 
     async def pipeline(self, stream: Stream, requests: Sequence[m.StreamRequest],
-                       stored_sql: SqlStore) -> Executed:
+                       stored_sql: SqlStore, request_id: str = "") -> Executed:
         program = engine.Pipeline(requests, stored_sql)
-        executed = await self.run(stream, program, engine.sql_texts(requests, stored_sql))
+        executed = await self.run(stream, program, engine.sql_texts(requests, stored_sql),
+                                  request_id)
         run: engine.PipelineRun = executed.value
         self._count(stream.namespace, run.results)
         results = [engine.with_replication_index(r, executed.replication_index)
@@ -199,42 +257,40 @@ class Node:
 
     # --- admin ---------------------------------------------------------------------------
 
-    def create_namespace(self, name: str, body: dict[str, Any]) -> None:
-        self.catalog.create(check_namespace_name(name), parse_config(body))
-        self.database(name)
+    async def _propose_catalog(self, command: CatalogCommand) -> None:
+        """Replicate a catalog change; returns once this node has applied it."""
+        member = self.member
+        assert member is not None
+        future = member.propose_from_thread(encode_command(command))
+        index = await asyncio.wrap_future(future)
+        await member.wait_applied(index)
+
+    async def create_namespace(self, name: str, body: dict[str, Any]) -> None:
+        self.catalog.check_create(name)
+        config = parse_config(body)
+        await self._propose_catalog(CatalogCommand("create", name, None, config.to_json()))
 
     def namespace_config(self, name: str) -> dict[str, Any]:
-        self.database(check_namespace_name(name))  # 404 for unknown namespaces
+        check_namespace_name(name)
         return config_to_json(self.catalog.config(name))
 
-    def set_namespace_config(self, name: str, body: dict[str, Any]) -> None:
-        self.database(check_namespace_name(name))
+    async def set_namespace_config(self, name: str, body: dict[str, Any]) -> None:
+        self.catalog.config(check_namespace_name(name))  # 404 for unknown namespaces
         for field in ("block_reads", "block_writes"):
             if field not in body:
                 raise ProtocolError(f"missing field `{field}` (required)")
-        self.catalog.write_config(name, parse_config(body))
+        config = parse_config(body)
+        await self._propose_catalog(CatalogCommand("config", name, None, config.to_json()))
 
     async def delete_namespace(self, name: str) -> None:
-        check_namespace_name(name)
-        with self._lock:
-            database = self._databases.pop(name, None)
-        if database is not None:
-            await asyncio.to_thread(database.close)
-        self.catalog.delete(name)
-        self.stats.pop(name, None)
+        self.catalog.check_delete(name)
+        await self._propose_catalog(CatalogCommand("delete", name))
 
     async def fork_namespace(self, source: str, target: str) -> None:
-        """Copy ``source`` into a new ``target`` at one consistent point (backup API)."""
-        database = self.database(check_namespace_name(source))
-        check_namespace_name(target)
-        config = self.catalog.config(source)
-        path = self.catalog.create(target, config)
-        try:
-            await asyncio.to_thread(_backup, database.path, path)
-        except BaseException:
-            self.catalog.delete(target)
-            raise
-        self.database(target)
+        """Copy ``source`` into a new ``target`` at one point of the log."""
+        config = self.catalog.config(check_namespace_name(source))
+        self.catalog.check_create(target)
+        await self._propose_catalog(CatalogCommand("fork", source, target, config.to_json()))
 
     def namespaces(self) -> list[str]:
         return self.catalog.names()
@@ -244,7 +300,8 @@ class Node:
             return [(name, db.applied_index) for name, db in self._databases.items()]
 
     def namespace_stats(self, name: str) -> dict[str, Any]:
-        database = self.database(check_namespace_name(name))
+        check_namespace_name(name)
+        database = self.database(name)
         stats = self.stats.setdefault(name, NamespaceStats())
         size = sum(p.stat().st_size for p in database.path.parent.glob(
             database.path.name + "*") if p.is_file())
@@ -290,21 +347,6 @@ def _settle_from_thread(loop: asyncio.AbstractEventLoop,
             logger.debug("outcome after loop close dropped")
 
     return on_done
-
-
-def _backup(source: Path, target: Path) -> None:
-    source_connection = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
-    target_connection = apsw.Connection(str(target))
-    try:
-        with target_connection.backup("main", source_connection, "main") as backup:
-            while not backup.done:
-                backup.step(1024)
-        target_connection.execute("PRAGMA journal_mode=WAL")
-    except apsw.Error as exc:
-        raise StorageError(f"fork failed: {exc}") from exc
-    finally:
-        target_connection.close()
-        source_connection.close()
 
 
 __all__ = ["DEFAULT_NAMESPACE", "Executed", "Node", "RequestLimits", "Stream", "build_node"]

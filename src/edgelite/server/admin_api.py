@@ -67,8 +67,8 @@ class AdminApi:
         return json_response({"namespaces": [{"name": n} for n in self.node.namespaces()]})
 
     async def create(self, request: web.Request) -> web.Response:
-        self.node.create_namespace(request.match_info["ns"],
-                                   await _json_body(request, required=True))
+        await self.node.create_namespace(request.match_info["ns"],
+                                         await _json_body(request, required=True))
         return web.Response(status=200)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -87,8 +87,8 @@ class AdminApi:
         return json_response(self.node.namespace_config(request.match_info["ns"]))
 
     async def set_config(self, request: web.Request) -> web.Response:
-        self.node.set_namespace_config(request.match_info["ns"],
-                                       await _json_body(request, required=True))
+        await self.node.set_namespace_config(request.match_info["ns"],
+                                             await _json_body(request, required=True))
         return web.Response(status=200)
 
     async def stats(self, request: web.Request) -> web.Response:

@@ -1,0 +1,40 @@
+"""The commit step of a Raft member's writers: a transaction is durable when its entry
+is committed by a majority, and only then does the writer commit it locally."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Sequence
+from typing import Protocol
+
+from edgelite.cluster.commands import WriteCommand, encode_command
+from edgelite.errors import OutcomeUnknownError
+from edgelite.storage.effects import Effect, encode_effect
+
+
+class Proposer(Protocol):
+    def propose_from_thread(self, data: bytes) -> concurrent.futures.Future[int]: ...
+
+
+class RaftCommitStep:
+    """``CommitStep`` for a cluster member (runs on a writer thread, blocks)."""
+
+    def __init__(self, proposer: Proposer, node_id: str, *, timeout_s: float) -> None:
+        self.proposer = proposer
+        self.node_id = node_id
+        self.timeout_s = timeout_s
+
+    def commit(self, database: str, effect: Effect, applied_index: int,
+               request_ids: Sequence[str] = ()) -> int:
+        command = WriteCommand(database, encode_effect(effect), tuple(request_ids),
+                               self.node_id)
+        future = self.proposer.propose_from_thread(encode_command(command))
+        try:
+            return future.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            if not future.cancel():  # it resolved while we gave up: use the answer
+                return future.result()
+            raise OutcomeUnknownError(
+                f"the write was not confirmed within {self.timeout_s:g}s; it may still "
+                "commit" + (f" (request {request_ids[0]})" if request_ids else ""),
+                request_id=request_ids[0] if request_ids else "") from None

@@ -1,0 +1,284 @@
+"""Start-up and wiring of a cluster member: log store, transport, member, state machine,
+the address book of the cluster, forwarding to the leader.
+
+A node is started either as a founder (``bootstrap``: every founder lists the same
+voters; the initial configuration becomes the first, committed log entries) or as a
+joiner (empty log; it learns the cluster by replication after the leader added it).
+``edgelite dev`` is a founder of a one-voter cluster with no peer transport.
+
+The address book (``members.json`` in the data directory) maps node ids to their peer
+address and their public URLs. It is filled from ``--bootstrap``, from the join answer,
+and from the JSON context of every membership change in the log, so it converges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edgelite.cluster.member import Member, MemberConfig
+from edgelite.cluster.node import Node
+from edgelite.cluster.state_machine import ClusterStateMachine
+from edgelite.errors import ClusterUnavailableError, ConfigError, NotLeaderError
+from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
+from edgelite.raft import ConfState, RaftConfig, Role, bootstrap_entries
+from edgelite.raft.types import SnapshotMeta
+from edgelite.storage.raftlog import RaftLogStore
+
+logger = logging.getLogger(__name__)
+
+ForwardHandler = Callable[[ForwardRequest], Awaitable[ForwardResponse]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberAddress:
+    node_id: str
+    peer: str = ""  # host:port of the peer transport
+    http_url: str = ""
+    admin_url: str = ""
+    location: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MemberAddress:
+        return cls(**{k: str(v) for k, v in data.items()
+                      if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    node_id: str
+    data_dir: Path
+    self_address: MemberAddress
+    peer_listen: tuple[str, int] | None = None
+    secret: bytes | None = None
+    bootstrap: Mapping[str, str] | None = None  # founders: node id -> peer host:port
+    tick_interval_s: float = 0.1
+    election_timeout_ticks: int = 10
+    heartbeat_interval_ticks: int = 1
+    commit_timeout_s: float = 10.0
+    forward_timeout_s: float = 15.0
+
+
+class _NoPeers:
+    """Transport of a one-voter cluster: there is nobody to send to."""
+
+    def send(self, node_id: str, message: Any) -> bool:
+        return False
+
+
+class _LocalSnapshots:
+    """Snapshot chunks of this node (the snapshot store arrives with log compaction;
+    until a snapshot is reported the core never asks for chunks)."""
+
+    def read_chunk(self, snapshot_id: str, offset: int, length: int) -> bytes:
+        raise ClusterUnavailableError(f"snapshot {snapshot_id} is not available here")
+
+    def write_chunk(self, meta: SnapshotMeta, offset: int, data: bytes) -> None:
+        raise ClusterUnavailableError("this node cannot receive snapshots")
+
+
+class ClusterRuntime:
+    def __init__(self, node: Node, config: RuntimeConfig) -> None:
+        self.node = node
+        self.config = config
+        self.addresses: dict[str, MemberAddress] = {}
+        self.transport: Any = None
+        self.member: Member | None = None
+        self.log: RaftLogStore | None = None
+        self.forward_handler: ForwardHandler | None = None
+        self._members_file = config.data_dir / "members.json"
+
+    # --- start / stop ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._load_addresses()
+        self.addresses[config.node_id] = config.self_address
+        log = RaftLogStore.open(config.data_dir / "raft")
+        self.log = log
+        if config.bootstrap is not None and _is_fresh(log):
+            self._bootstrap(log, config.bootstrap)
+        self._save_addresses()
+        state_machine = ClusterStateMachine(self.node, self._on_members)
+        transport = self._make_transport()
+        raft_config = RaftConfig(config.node_id,
+                                 election_timeout_ticks=config.election_timeout_ticks,
+                                 heartbeat_interval_ticks=config.heartbeat_interval_ticks)
+        member = Member(raft_config, log, transport, state_machine, _LocalSnapshots(),
+                        MemberConfig(tick_interval_s=config.tick_interval_s,
+                                     commit_timeout_s=config.commit_timeout_s))
+        self.member = member
+        self.node.attach(member, commit_timeout_s=config.commit_timeout_s)
+        if transport is not None and not isinstance(transport, _NoPeers):
+            self._set_transport_peers()
+            await transport.start()
+        await member.start()
+        if config.bootstrap is not None and set(config.bootstrap) == {config.node_id}:
+            # A one-voter cluster need not wait for an election timeout: campaign as soon
+            # as the founding configuration is applied.
+            await member.wait_applied(len(config.bootstrap), timeout_s=30)
+            member.campaign()
+
+    async def wait_writable(self, timeout_s: float) -> None:
+        """Until this node leads and accepts writes (a one-node cluster at start-up)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.node.accepting_writes:
+            if loop.time() > deadline:
+                raise ClusterUnavailableError(f"no leader after {timeout_s:g}s")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self.member is not None:
+            await self.member.stop()
+        if self.transport is not None and not isinstance(self.transport, _NoPeers):
+            await self.transport.stop()
+        self.node.close()
+        if self.log is not None:
+            self.log.close()
+
+    def _make_transport(self) -> Any:
+        config = self.config
+        if config.peer_listen is None:
+            self.transport = _NoPeers()
+            return self.transport
+        if config.secret is None:
+            raise ConfigError("a node with a peer port needs the cluster secret")
+        from edgelite.cluster.transport import PeerTransport
+
+        host, port = config.peer_listen
+        self.transport = PeerTransport(config.node_id, config.secret, host, port,
+                                       self._on_peer_message, on_request=self._on_request)
+        return self.transport
+
+    def _bootstrap(self, log: RaftLogStore, founders: Mapping[str, str]) -> None:
+        entries, hard_state = bootstrap_entries(ConfState(frozenset(founders), frozenset()))
+        log.append(entries)
+        log.set_hard_state(hard_state)
+        log.sync()
+        for node_id, peer in founders.items():
+            if node_id not in self.addresses:
+                self.addresses[node_id] = MemberAddress(node_id, peer=peer)
+        logger.info("node %s bootstrapped a cluster of %s", self.config.node_id,
+                    ", ".join(sorted(founders)))
+
+    # --- peers ---------------------------------------------------------------------------------
+
+    def _on_peer_message(self, peer_id: str, message: Any) -> None:
+        if self.member is not None:
+            self.member.on_message(peer_id, message)
+
+    async def _on_request(self, peer_id: str, body: Any) -> Any:
+        if not isinstance(body, ForwardRequest):
+            raise ClusterUnavailableError(f"unexpected request from {peer_id}")
+        if body.kind == "info":
+            payload = json.dumps(self.local_info()).encode()
+            return ForwardResponse(body.request_id, 200, payload, {})
+        if self.forward_handler is None:
+            raise ClusterUnavailableError("this node is not serving requests yet")
+        return await self.forward_handler(body)
+
+    async def forward_to_leader(self, request: ForwardRequest) -> ForwardResponse:
+        member = self.member
+        assert member is not None
+        leader = member.leader_id
+        if leader is None or leader == self.config.node_id or self.transport is None \
+                or isinstance(self.transport, _NoPeers):
+            raise ClusterUnavailableError("no leader is known to forward the request to")
+        reply = await self.transport.request(leader, request, self.config.forward_timeout_s)
+        if not isinstance(reply, ForwardResponse):
+            raise ClusterUnavailableError("the leader answered a forwarded request oddly")
+        return reply
+
+    async def ask_peer(self, node_id: str, request: ForwardRequest,
+                       timeout_s: float) -> ForwardResponse:
+        if self.transport is None or isinstance(self.transport, _NoPeers):
+            raise ClusterUnavailableError("this node has no peer transport")
+        reply = await self.transport.request(node_id, request, timeout_s)
+        assert isinstance(reply, ForwardResponse)
+        return reply
+
+    def _on_members(self, conf: ConfState, info: dict[str, Any]) -> None:
+        if info.get("node_id"):
+            address = MemberAddress.from_json(info)
+            self.addresses[address.node_id] = address
+        for node_id in list(self.addresses):
+            if node_id not in conf.voters and node_id not in conf.learners \
+                    and node_id != self.config.node_id:
+                self.addresses.pop(node_id, None)
+        self._save_addresses()
+        self._set_transport_peers()
+
+    def _set_transport_peers(self) -> None:
+        transport = self.transport
+        if transport is None or isinstance(transport, _NoPeers):
+            return
+        for node_id, address in self.addresses.items():
+            if node_id == self.config.node_id or not address.peer:
+                continue
+            host, _, port = address.peer.rpartition(":")
+            transport.set_peer(node_id, host, int(port))
+
+    def learn_addresses(self, addresses: list[MemberAddress]) -> None:
+        for address in addresses:
+            if address.node_id != self.config.node_id:
+                self.addresses[address.node_id] = address
+        self._save_addresses()
+        self._set_transport_peers()
+
+    def _load_addresses(self) -> None:
+        if self._members_file.exists():
+            data = json.loads(self._members_file.read_text())
+            self.addresses = {a["node_id"]: MemberAddress.from_json(a) for a in data}
+
+    def _save_addresses(self) -> None:
+        temporary = self._members_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps([a.to_json() for a in self.addresses.values()]))
+        os.replace(temporary, self._members_file)
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def local_info(self) -> dict[str, Any]:
+        member = self.member
+        assert member is not None
+        status = member.status()
+        return {"node_id": self.config.node_id,
+                "address": self.config.self_address.to_json(),
+                "role": status.role.value, "term": status.term,
+                "leader_id": status.leader_id, "commit_index": status.commit,
+                "applied_index": member.applied_index,
+                "voter": self.config.node_id in status.conf_state.voters,
+                "learner": self.config.node_id in status.conf_state.learners}
+
+    @property
+    def is_leader(self) -> bool:
+        return self.member is not None and self.member.role is Role.LEADER
+
+    def leader_address(self) -> MemberAddress | None:
+        member = self.member
+        if member is None or member.leader_id is None:
+            return None
+        return self.addresses.get(member.leader_id)
+
+    def require_leader(self) -> None:
+        if not self.is_leader:
+            leader = self.leader_address()
+            raise NotLeaderError("this node is not the leader",
+                                 leader_id=leader.node_id if leader else None,
+                                 leader_url=leader.http_url if leader else None)
+
+
+def _is_fresh(log: RaftLogStore) -> bool:
+    hard_state, _ = log.initial_state()
+    return log.last_index() == 0 and hard_state.term == 0 and log.snapshot_meta() is None
+

@@ -1,0 +1,96 @@
+"""The replicated state machine: what applying a committed entry means on this node.
+
+* ``WriteCommand`` → the database's writer applies the effect (its apply lane), in log
+  order per database, exactly once (the database records the index it applied);
+* ``CatalogCommand`` → a *barrier*: it runs alone once every earlier entry is applied,
+  so a fork copies exactly the state at its index and a delete cannot race a write;
+* membership changes → the transport learns the members' addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from edgelite.cluster.catalog import parse_config
+from edgelite.cluster.commands import CatalogCommand, CatalogOp, WriteCommand, decode_command
+from edgelite.errors import EdgeliteError
+from edgelite.raft import ConfState, Entry, SnapshotMeta
+from edgelite.storage.snapshot_files import backup_file
+
+if TYPE_CHECKING:
+    from edgelite.cluster.node import Node
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterStateMachine:
+    def __init__(self, node: Node, on_members: Callable[[ConfState, dict[str, Any]], None]) \
+            -> None:
+        self.node = node
+        self._on_members = on_members
+
+    def apply(self, entry: Entry, done: Callable[[int, BaseException | None], None]) -> None:
+        command = decode_command(entry.data)
+        assert isinstance(command, WriteCommand), command
+        database = self.node.database_if_exists(command.database)
+        if database is None:  # deleted by a later catalog entry already applied
+            done(entry.index, None)
+            return
+        database.submit_apply(entry.index, command.effect, command.request_ids, done)
+
+    def is_barrier(self, entry: Entry) -> bool:
+        return isinstance(decode_command(entry.data), CatalogCommand)
+
+    async def apply_barrier(self, entry: Entry) -> None:
+        command = decode_command(entry.data)
+        assert isinstance(command, CatalogCommand), command
+        catalog = self.node.catalog
+        try:
+            config = parse_config(command.config)
+        except EdgeliteError as exc:  # refused on the leader already; keep nodes equal
+            logger.error("catalog entry %d has an invalid config: %s", entry.index, exc)
+            catalog.mark_applied(entry.index)
+            return
+        op = command.catalog_op
+        if op is CatalogOp.CREATE:
+            if catalog.apply_create(entry.index, command.namespace, config):
+                self.node.database(command.namespace)
+        elif op is CatalogOp.DELETE:
+            await self.node.close_database(command.namespace)
+            catalog.apply_delete(entry.index, command.namespace)
+        elif op is CatalogOp.FORK:
+            await self._fork(entry.index, command, config)
+        elif op is CatalogOp.CONFIG:
+            catalog.apply_config(entry.index, command.namespace, config)
+            self.node.reconfigure(command.namespace)
+
+    async def _fork(self, index: int, command: CatalogCommand, config: Any) -> None:
+        catalog = self.node.catalog
+        target = command.target
+        assert target is not None
+        if index <= catalog.applied_index or not catalog.exists(command.namespace):
+            catalog.mark_applied(index)
+            return
+        source = self.node.database(command.namespace)
+        path = catalog.path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(backup_file, source.path, path)
+        if catalog.apply_create(index, target, config):
+            self.node.database(target)
+
+    def set_leader(self, accepting_writes: bool) -> None:
+        self.node.set_accepting_writes(accepting_writes)
+
+    def on_membership(self, conf: ConfState, context: bytes) -> None:
+        try:
+            info = json.loads(context) if context else {}
+        except ValueError:
+            info = {}
+        self._on_members(conf, info if isinstance(info, dict) else {})
+
+    def install_snapshot(self, meta: SnapshotMeta) -> None:
+        self.node.install_snapshot(meta)

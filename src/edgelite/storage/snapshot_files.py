@@ -1,0 +1,26 @@
+"""Copies of database files at one consistent point (the SQLite backup API): forks, and
+the files a Raft snapshot is made of."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apsw
+
+from edgelite.errors import StorageError
+
+
+def backup_file(source: Path, target: Path) -> None:
+    """Copy the committed state of ``source`` into a new file ``target`` (WAL mode)."""
+    source_connection = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
+    target_connection = apsw.Connection(str(target))
+    try:
+        with target_connection.backup("main", source_connection, "main") as backup:
+            while not backup.done:
+                backup.step(1024)
+        target_connection.execute("PRAGMA journal_mode=WAL")
+    except apsw.Error as exc:
+        raise StorageError(f"copying {source.name} failed: {exc}") from exc
+    finally:
+        target_connection.close()
+        source_connection.close()
