@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import struct
@@ -40,7 +41,7 @@ from edgelite.protocol.peer import (
 )
 from edgelite.raft.messages import AppendEntries, Heartbeat, InstallSnapshot, RequestVote
 from edgelite.raft.types import ConfState, Entry, SnapshotMeta
-from tests.support.faultproxy import Direction, FaultProxy, Mode
+from tests.support.faultproxy import Direction, FaultNetwork, FaultProxy, Mode
 
 SECRET = b"cluster-secret-for-transport-tests"
 WAIT_S = 10.0
@@ -689,3 +690,37 @@ async def test_inbound_only_peer_is_answered_on_its_own_connection(cluster: Clus
     await a.stop()
     await eventually(lambda: not b.is_connected("a"), "b sees a leave")
     assert b.peer_metrics()["a"]["connected"] == 0
+
+
+async def test_three_nodes_through_a_fault_network(cluster: Cluster) -> None:
+    nodes = {name: await cluster.node(name) for name in ("a", "b", "c")}
+    targets = {name: node.listen_address for name, node in nodes.items()}
+    with FaultNetwork(targets) as network:
+        for a, b in itertools.permutations(nodes, 2):
+            nodes[a].set_peer(b, *network.address(a, b))
+        counter = itertools.count()
+
+        def received(frm: str, to: str) -> int:
+            return sum(1 for peer, _ in cluster.inboxes[to].items if peer == frm)
+
+        async def exchange(pairs: list[tuple[str, str]]) -> None:
+            """Send on every pair until each pair delivered one more message."""
+            baseline = {pair: received(*pair) for pair in pairs}
+            async with asyncio.timeout(WAIT_S):
+                while any(received(*pair) == baseline[pair] for pair in pairs):
+                    for frm, to in pairs:
+                        nodes[frm].send(to, heartbeat(frm, to, next(counter)))
+                    await asyncio.sleep(0.02)
+
+        everyone = list(itertools.permutations(nodes, 2))
+        await exchange(everyone)
+        network.partition({"c"})
+        await exchange([("a", "b"), ("b", "a")])  # the majority side keeps talking
+        before = received("a", "c") + received("b", "c")
+        for _ in range(20):
+            nodes["a"].send("c", heartbeat("a", "c", next(counter)))
+            nodes["b"].send("c", heartbeat("b", "c", next(counter)))
+            await asyncio.sleep(0.01)
+        assert received("a", "c") + received("b", "c") == before  # nothing crosses
+        network.heal()
+        await exchange(everyone)
