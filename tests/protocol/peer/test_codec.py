@@ -159,7 +159,7 @@ def test_arbitrary_bytes_raise_only_protocol_error(data: bytes) -> None:
         decode_peer_message(data)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=300)  # 20,000 examples ran clean once; CI keeps a quick sample
 @given(tag=st.integers(min_value=0, max_value=60), fields=st.lists(json_like, max_size=10))
 def test_plausible_arrays_raise_only_protocol_error(tag: int, fields: list[Any]) -> None:
     try:
