@@ -10,7 +10,7 @@ from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from edgelite.raft.types import Entry, entry_size_bytes
+from edgelite.raft.types import ENTRY_OVERHEAD_BYTES, Entry, entry_size_bytes
 
 __all__ = ["EntryCache", "LogIndex", "RecordLocation"]
 
@@ -73,6 +73,16 @@ class LogIndex:
         self._offsets.append(location.offset)
         self._sizes.append(location.size_bytes)
 
+    def extend(self, first: int, terms: list[int], seqs: list[int], offsets: list[int],
+               sizes: list[int]) -> None:
+        """``add`` for consecutive entries from ``first`` (one call per append batch)."""
+        assert first == self.last_index() + 1, f"index {first} after {self.last_index()}"
+        assert terms[0] >= self.last_term() and terms == sorted(terms), "terms decrease"
+        self._terms.extend(terms)
+        self._seqs.extend(seqs)
+        self._offsets.extend(offsets)
+        self._sizes.extend(sizes)
+
     def truncate_from(self, index: int) -> None:
         """Forget entries ``index ..`` (``index > offset_index``)."""
         assert index > self.offset_index, f"truncate at {index} <= offset {self.offset_index}"
@@ -125,6 +135,23 @@ class EntryCache:
         while self.bytes_used > self.bytes_max:
             _, evicted = self._entries.popitem(last=False)
             self.bytes_used -= entry_size_bytes(evicted)
+
+    def put_many(self, entries: list[Entry]) -> None:
+        """``put`` for a batch of new entries (the append path, kept tight)."""
+        cache, used, bytes_max = self._entries, self.bytes_used, self.bytes_max
+        for entry in entries:
+            size = len(entry.data) + ENTRY_OVERHEAD_BYTES
+            if size > bytes_max:
+                continue
+            old = cache.pop(entry.index, None)
+            if old is not None:
+                used -= len(old.data) + ENTRY_OVERHEAD_BYTES
+            cache[entry.index] = entry
+            used += size
+        while used > bytes_max:
+            _, evicted = cache.popitem(last=False)
+            used -= len(evicted.data) + ENTRY_OVERHEAD_BYTES
+        self.bytes_used = used
 
     def _drop(self, indexes: list[int]) -> None:
         for index in indexes:

@@ -457,11 +457,13 @@ class RaftLogStore:
     def _write_entries(self, entries: list[Entry]) -> None:
         records = [encode_entry(entry) for entry in entries]
         placed = self._write_records(records)
+        terms = [entry.term for entry in entries]
+        seqs = [segment.seq for segment, _ in placed]
+        offsets = [offset for _, offset in placed]
+        sizes = [len(record) for record in records]
         with self._lock:
-            for entry, record, (segment, offset) in zip(entries, records, placed, strict=True):
-                self._index.add(entry.index, entry.term,
-                                RecordLocation(segment.seq, offset, len(record)))
-                self._cache.put(entry)
+            self._index.extend(entries[0].index, terms, seqs, offsets, sizes)
+            self._cache.put_many(entries)
 
     def _sync_segments(self) -> None:
         for segment in self._segments:
