@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import ipaddress
 import itertools
 import logging
 import random
+import ssl
 import struct
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -724,3 +728,86 @@ async def test_three_nodes_through_a_fault_network(cluster: Cluster) -> None:
         assert received("a", "c") + received("b", "c") == before  # nothing crosses
         network.heal()
         await exchange(everyone)
+
+
+# ---- TLS underneath ------------------------------------------------------------------
+
+def _certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: x509.Name | None, issuer_key: Any, key: Any,
+              is_ca: bool) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (x509.CertificateBuilder().subject_name(name)
+                   .issuer_name(issuer or name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), True))
+        if not is_ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = build("edgelite test CA", None, ca_key, ca_key, True)
+    node_key = ec.generate_private_key(ec.SECP256R1())
+    node = build("node", ca.subject, ca_key, node_key, False)
+    paths = {"ca": directory / "ca.pem", "cert": directory / "node.pem",
+             "key": directory / "node.key"}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(node.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(node_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return paths
+
+
+def _contexts(paths: dict[str, Path], *, client_cert: bool = True
+              ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(paths["ca"]))
+    server.load_cert_chain(paths["cert"], paths["key"])
+    server.verify_mode = ssl.CERT_REQUIRED  # mutual TLS
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(paths["ca"]))
+    if client_cert:
+        client.load_cert_chain(paths["cert"], paths["key"])
+    return server, client
+
+
+async def test_mutual_tls_underneath_the_handshake(cluster: Cluster, tmp_path: Path) -> None:
+    server_ssl, client_ssl = _contexts(_certificates(tmp_path))
+    a, b = await cluster.pair(server_ssl=server_ssl, client_ssl=client_ssl)
+    assert a.send("b", heartbeat("a", "b", 1))
+    assert b.send("a", heartbeat("b", "a", 2))
+    assert await cluster.inboxes["b"].wait_for(1) == [("a", heartbeat("a", "b", 1))]
+    assert await cluster.inboxes["a"].wait_for(1) == [("b", heartbeat("b", "a", 2))]
+    connection = a._links.peers["b"].connection
+    assert connection is not None and connection.writer.get_extra_info("ssl_object")
+
+
+async def test_tls_peer_refuses_dialers_without_a_client_certificate(
+        cluster: Cluster, tmp_path: Path) -> None:
+    paths = _certificates(tmp_path)
+    server_ssl, _ = _contexts(paths)
+    _, certless = _contexts(paths, client_cert=False)
+    b = await cluster.node("b", server_ssl=server_ssl)
+    a = await cluster.node("a", client_ssl=certless)
+    plain = await cluster.node("p")
+    a.set_peer("b", *b.listen_address)
+    plain.set_peer("b", *b.listen_address)
+
+    def refused() -> bool:
+        a.send("b", heartbeat("a", "b", 1))
+        plain.send("b", heartbeat("p", "b", 1))
+        failures = [node.peer_metrics()["b"] for node in (a, plain)]
+        return all(m["connect_failures"] + m["handshake_failures"] >= 1 for m in failures)
+
+    await eventually(refused, "both dialers fail against the TLS port")
+    assert cluster.inboxes["b"].items == []
+    assert not a.is_connected("b") and not plain.is_connected("b")

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import random
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -55,7 +56,9 @@ class PeerLinks:
     def __init__(self, *, node_id: str, cluster_id: str, secret: bytes,
                  limits: TransportLimits, rng: random.Random,
                  nonce_source: Callable[[int], bytes], on_frame: FrameHandler,
-                 on_request_dropped: RequestDropHandler) -> None:
+                 on_request_dropped: RequestDropHandler,
+                 server_ssl: ssl.SSLContext | None = None,
+                 client_ssl: ssl.SSLContext | None = None) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
         self.limits = limits
@@ -69,6 +72,8 @@ class PeerLinks:
         self._nonce_source = nonce_source
         self._on_frame = on_frame
         self._on_request_dropped = on_request_dropped
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
         self._seen_nonces = NonceCache(limits.seen_nonces_max)
         self._ping_seq = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -78,8 +83,12 @@ class PeerLinks:
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> None:
+        tls: dict[str, Any] = {}
+        if self._server_ssl is not None:
+            tls = {"ssl": self._server_ssl,
+                   "ssl_handshake_timeout": self.limits.handshake_timeout_s}
         self._server = await asyncio.start_server(self._on_inbound, host, port,
-                                                  limit=_READ_BYTES)
+                                                  limit=_READ_BYTES, **tls)
         self.running = True
         for peer in self.peers.values():
             peer.task = self.spawn(self._run_link(peer))
@@ -232,7 +241,8 @@ class PeerLinks:
                 return
         try:
             async with asyncio.timeout(self.limits.connect_timeout_s):
-                reader, writer = await asyncio.open_connection(*address, limit=_READ_BYTES)
+                reader, writer = await asyncio.open_connection(
+                    *address, limit=_READ_BYTES, ssl=self._client_ssl)
         except (OSError, TimeoutError) as exc:
             peer.counters.connect_failures += 1
             self._dial_failed(peer, f"connect to {address[0]}:{address[1]} failed: "

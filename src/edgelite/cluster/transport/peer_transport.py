@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import random
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,7 +61,10 @@ class PeerTransport:
 
     ``limits`` (or keyword overrides of its fields, e.g. ``frame_bytes_max=...``) bound
     everything; ``rng`` drives the backoff jitter (seed it in tests); ``nonce_source``
-    supplies handshake nonces.
+    supplies handshake nonces. ``server_ssl`` / ``client_ssl`` put TLS under every
+    connection (give both, with client certificates required, for mTLS); the secret
+    handshake still runs inside it. Without them the stream after the handshake is
+    neither encrypted nor integrity-protected.
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class PeerTransport:
         limits: TransportLimits | None = None,
         rng: random.Random | None = None,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
         **limit_overrides: Any,
     ) -> None:
         if not 0 < len(node_id) <= NODE_ID_CHARS_MAX:
@@ -93,7 +99,8 @@ class PeerTransport:
         self._links = PeerLinks(
             node_id=node_id, cluster_id=cluster_id, secret=secret, limits=self.limits,
             rng=rng or random.Random(), nonce_source=nonce_source, on_frame=self._dispatch,
-            on_request_dropped=self._request_dropped)
+            on_request_dropped=self._request_dropped, server_ssl=server_ssl,
+            client_ssl=client_ssl)
         self._started = False
         self._stopped = False
         self._inbound_requests = 0
