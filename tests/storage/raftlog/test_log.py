@@ -12,12 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from edgelite.errors import DiskFullError, StorageError
+from edgelite.errors import DiskFullError, StorageCorruptionError, StorageError
 from edgelite.raft.errors import CompactedError, UnavailableError
 from edgelite.raft.types import ConfState, Entry, HardState, SnapshotMeta
 from edgelite.storage.raftlog import RaftLogStore, fsio
 
-from .helpers import check_payloads, entries, open_store, segment_files
+from .helpers import (
+    check_payloads,
+    entries,
+    flip_bit,
+    open_store,
+    record_offsets,
+    segment_files,
+)
 
 CONF = ConfState(frozenset({"a", "b"}))
 
@@ -109,6 +116,26 @@ def test_reads_beyond_the_cache_come_from_disk(tmp_path: Path) -> None:
     assert read_all(store) == entries(1, 500, 1, size=100)
     assert [e.index for e in store.entries(100, 500, 10 * 124)] == list(range(100, 110))
     store.close()
+
+
+def test_damage_found_by_a_read_stops_the_store(tmp_path: Path) -> None:
+    store = open_store(tmp_path, cache_bytes_max=0)
+    store.append(entries(1, 20, 1, size=50))
+    store.sync()
+    path = segment_files(tmp_path)[-1]
+    flip_bit(path, record_offsets(path)[5][0] + 30)  # entry 6, after it was checked
+    assert read_all_from(store, 1, 5) == entries(1, 5, 1, size=50)
+    with pytest.raises(StorageCorruptionError, match=rf"{path} offset"):
+        store.entries(6, 7, 1 << 20)
+    with pytest.raises(StorageError, match="failed earlier"):
+        store.entries(1, 2, 1 << 20)
+    store.close()
+    with pytest.raises(StorageCorruptionError):
+        open_store(tmp_path)
+
+
+def read_all_from(store: RaftLogStore, lo: int, hi: int) -> list[Entry]:
+    return store.entries(lo, hi + 1, 1 << 30)
 
 
 def test_commit_only_changes_do_not_rewrite_the_state_file(tmp_path: Path) -> None:

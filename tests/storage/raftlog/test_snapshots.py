@@ -203,7 +203,9 @@ def test_unfinished_work_is_removed_at_open(tmp_path: Path) -> None:
     (tmp_path / ".trash-old").mkdir()
     store = SnapshotStore(tmp_path)
     assert store.latest() is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LOCK"]
+    with pytest.raises(StorageError, match="in use"):
+        SnapshotStore(tmp_path)
     with pytest.raises(ValueError):
         store.create(SnapshotMeta(7, 1, CONF, 0, "../escape"))
     with pytest.raises(ValueError):

@@ -9,6 +9,7 @@ safe answer is to stop and recover from what is on disk (reliability.md F14).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = [
     "atomic_write",
     "fdatasync",
     "fsync_dir",
+    "lock_directory",
     "open_dir",
     "pread_exact",
     "pwrite_all",
@@ -112,3 +114,19 @@ def atomic_write(path: Path, data: bytes, dir_fd: int) -> None:
     except OSError as exc:
         raise _io_error("renaming", temp, exc) from exc
     fsync_dir(dir_fd, path.parent)
+
+
+def lock_directory(path: Path) -> int:
+    """An exclusive lock held through the open file ``path`` (for as long as the returned
+    descriptor is open): two processes writing one log or snapshot directory would
+    destroy it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _io_error("opening lock file", path, exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError(f"{path.parent} is in use by another process") from exc
+    return fd

@@ -28,6 +28,7 @@ import crc32c
 from edgelite.raft.types import Entry, EntryKind
 
 __all__ = [
+    "ENTRY_DATA_BYTES_MAX",
     "ENTRY_FIXED_BYTES",
     "RECORD_HEADER_BYTES",
     "SEGMENT_HEADER_BYTES",
@@ -60,6 +61,7 @@ _ENTRY_FIXED = struct.Struct("<QQB")
 _COMMIT = struct.Struct("<Q")
 # Bytes of an ENTRY record that are not the entry's data.
 ENTRY_FIXED_BYTES: Final = RECORD_HEADER_BYTES + _ENTRY_FIXED.size
+ENTRY_DATA_BYTES_MAX: Final = RECORD_BODY_BYTES_MAX - _ENTRY_FIXED.size
 
 # Stable codes on disk; never renumber (the enum's own order may change).
 _KIND_CODES: Final[dict[EntryKind, int]] = {

@@ -7,6 +7,7 @@ Layout under the root directory::
     .build-<id>/    being written by a SnapshotWriter (removed at open: never finished)
     .recv-<id>/     being received (kept at open: receives resume)
     .trash-<id>/    being deleted (removed at open)
+    LOCK            held (flock) by the one process using the store
 
 A snapshot appears only by renaming a complete, fsynced directory to ``snap-<id>`` and
 then fsyncing the root, so ``snap-*`` directories are always whole.
@@ -46,6 +47,7 @@ __all__ = ["Snapshot", "SnapshotStore", "SnapshotWriter"]
 logger = logging.getLogger(__name__)
 
 _FINAL, _BUILD, _RECV, _TRASH = "snap-", ".build-", ".recv-", ".trash-"
+_LOCK = "LOCK"
 _CRC_BYTES = 1 << 20
 
 
@@ -148,6 +150,7 @@ class SnapshotStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"creating {self.root} failed: {exc.strerror or exc}") from exc
+        self._lock_fd = fsio.lock_directory(self.root / _LOCK)
         self._root_fd = fsio.open_dir(self.root)
         try:
             self._load()
@@ -180,7 +183,8 @@ class SnapshotStore:
             self._receives.clear()
             if self._root_fd >= 0:
                 os.close(self._root_fd)
-                self._root_fd = -1
+                os.close(self._lock_fd)
+                self._root_fd = self._lock_fd = -1
 
     # -- creating ------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ import crc32c
 
 from edgelite.errors import StorageCorruptionError
 from edgelite.raft.types import ConfState, HardState, SnapshotMeta
+from edgelite.storage.raftlog import fsio
 
-__all__ = ["LogState", "decode_state", "encode_state"]
+__all__ = ["LogState", "decode_state", "encode_state", "load_state"]
 
 _MAGIC: Final = b"EDGRSTA1"
 _HEADER = struct.Struct("<8sII")
@@ -103,3 +104,13 @@ def decode_state(data: bytes, path: Path) -> LogState:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StorageCorruptionError(f"state file {path} has invalid content: {exc}") from exc
+
+
+def load_state(path: Path) -> LogState:
+    """The state file at ``path`` (a fresh LogState if there is none yet)."""
+    temp = path.with_name(path.name + ".tmp")
+    if temp.exists():
+        temp.unlink()  # an interrupted atomic_write; the old file is still the truth
+    if not path.exists():
+        return LogState()
+    return decode_state(fsio.read_file(path), path)

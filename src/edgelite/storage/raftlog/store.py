@@ -12,7 +12,6 @@ raises StorageError; reopening recovers from what is on disk.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import logging
 import os
@@ -25,24 +24,23 @@ from pathlib import Path
 from edgelite.errors import StorageCorruptionError, StorageError
 from edgelite.raft.errors import CompactedError, UnavailableError
 from edgelite.raft.types import (
-    ENTRY_OVERHEAD_BYTES,
     ConfState,
     Entry,
     HardState,
     SnapshotMeta,
 )
 from edgelite.storage.raftlog import fsio
-from edgelite.storage.raftlog.index import EntryCache, LogIndex, RecordLocation
+from edgelite.storage.raftlog.index import EntryCache, LogIndex
+from edgelite.storage.raftlog.reads import bounded_end, read_entries
 from edgelite.storage.raftlog.records import (
-    ENTRY_FIXED_BYTES,
+    ENTRY_DATA_BYTES_MAX,
     SEGMENT_HEADER_BYTES,
-    decode_entry,
     encode_commit,
     encode_entry,
 )
 from edgelite.storage.raftlog.recovery import recover
 from edgelite.storage.raftlog.segments import Segment, create_segment
-from edgelite.storage.raftlog.state import LogState, decode_state, encode_state
+from edgelite.storage.raftlog.state import LogState, encode_state, load_state
 
 __all__ = ["RaftLogStore"]
 
@@ -101,11 +99,11 @@ class RaftLogStore:
                 fsio.fsync_dir(parent_fd, directory.parent)
             finally:
                 os.close(parent_fd)
-        lock_fd = _lock_directory(directory)
+        lock_fd = fsio.lock_directory(directory / LOCK_FILE)
         dir_fd = -1
         try:
             dir_fd = fsio.open_dir(directory)
-            state = _load_state(directory, dir_fd)
+            state = load_state(directory / STATE_FILE)
             return cls(directory, dir_fd, lock_fd, state, segment_bytes_max, cache_bytes_max)
         except BaseException:
             if dir_fd >= 0:
@@ -134,7 +132,13 @@ class RaftLogStore:
                 )
             if lo >= hi:
                 return []
-            return self._read(lo, self._bounded_end(lo, hi, bytes_max))
+            end = bounded_end(self._index, lo, hi, bytes_max)
+            try:
+                return read_entries(self._index, self._cache, self._segments, lo, end)
+            except StorageCorruptionError as exc:
+                self._failure = self._failure or exc.message  # damage found at run time
+                logger.error("raft log %s failed: %s", self.directory, exc.message)
+                raise
 
     def term(self, index: int) -> int:
         with self._lock:
@@ -361,57 +365,6 @@ class RaftLogStore:
                     logger.error("raft log %s failed: %s", self.directory, exc.message)
                 raise
 
-    def _bounded_end(self, lo: int, hi: int, bytes_max: int) -> int:
-        """The end of the longest run from ``lo`` within ``bytes_max`` (at least one)."""
-        total = 0
-        for index in range(lo, hi):
-            size = self._index.locate(index).size_bytes
-            total += size - ENTRY_FIXED_BYTES + ENTRY_OVERHEAD_BYTES
-            if total > bytes_max and index > lo:
-                return index
-        return hi
-
-    def _read(self, lo: int, hi: int) -> list[Entry]:
-        """Entries ``[lo, hi)``: from the cache, else one pread per contiguous run."""
-        result: list[Entry] = []
-        run: list[RecordLocation] = []
-        for index in range(lo, hi):
-            cached = self._cache.get(index)
-            if cached is not None:
-                result.extend(self._read_run(run))
-                run = []
-                result.append(cached)
-                continue
-            location = self._index.locate(index)
-            if run and (location.seq != run[-1].seq
-                        or location.offset != run[-1].offset + run[-1].size_bytes):
-                result.extend(self._read_run(run))
-                run = []
-            run.append(location)
-        result.extend(self._read_run(run))
-        return result
-
-    def _read_run(self, run: list[RecordLocation]) -> list[Entry]:
-        if not run:
-            return []
-        segment = next(s for s in self._segments if s.seq == run[0].seq)
-        start = run[0].offset
-        data = fsio.pread_exact(segment.fd, run[-1].offset + run[-1].size_bytes - start,
-                                start, segment.path)
-        view = memoryview(data)
-        entries = []
-        for location in run:
-            begin = location.offset - start
-            try:
-                entry = decode_entry(view[begin : begin + location.size_bytes])
-            except ValueError as exc:
-                raise StorageCorruptionError(
-                    f"raft log segment {segment.path} offset {location.offset}: {exc}"
-                ) from exc
-            self._cache.put(entry)
-            entries.append(entry)
-        return entries
-
     def _active_segment(self, room_bytes: int) -> Segment:
         """The segment to write ``room_bytes`` into, rolling over to a new one when the
         newest is full (a record larger than a segment gets a segment of its own)."""
@@ -455,6 +408,10 @@ class RaftLogStore:
         return placed
 
     def _write_entries(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if len(entry.data) > ENTRY_DATA_BYTES_MAX:
+                raise ValueError(f"entry {entry.index} has {len(entry.data)} bytes of data, "
+                                 f"more than the log's limit of {ENTRY_DATA_BYTES_MAX}")
         records = [encode_entry(entry) for entry in entries]
         placed = self._write_records(records)
         terms = [entry.term for entry in entries]
@@ -497,25 +454,3 @@ class RaftLogStore:
                 ) from exc
         if dead:
             fsio.fsync_dir(self._dir_fd, self.directory)
-
-
-def _lock_directory(directory: Path) -> int:
-    """An exclusive lock on the directory: two processes writing one log would destroy it."""
-    path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        raise StorageError(f"raft log {directory} is in use by another process") from exc
-    return fd
-
-
-def _load_state(directory: Path, dir_fd: int) -> LogState:
-    path = directory / STATE_FILE
-    temp = path.with_name(path.name + ".tmp")
-    if temp.exists():
-        temp.unlink()  # an interrupted atomic_write; the old file is still the truth
-    if not path.exists():
-        return LogState()
-    return decode_state(fsio.read_file(path), path)
