@@ -205,7 +205,7 @@ async def test_send_to_unknown_or_removed_peer_is_dropped(cluster: Cluster) -> N
     a.remove_peer("b")
     assert not a.send("b", heartbeat("a", "b", 1))
     assert "b" not in a.peer_metrics()
-    assert a.transport_metrics()["dropped_unknown_peer"] == 2
+    assert a.transport_metrics()["dropped_unroutable"] == 2
 
 
 async def test_an_oversized_message_is_dropped_by_the_sender(cluster: Cluster) -> None:

@@ -104,7 +104,7 @@ class PeerTransport:
         self._started = False
         self._stopped = False
         self._inbound_requests = 0
-        self._dropped_unknown_peer = 0
+        self._dropped_unroutable = 0
 
     # ---- lifecycle and membership ----------------------------------------------------
 
@@ -165,7 +165,7 @@ class PeerTransport:
         """
         link = self._links.peers.get(node_id)
         if link is None or not self._links.running:
-            self._dropped_unknown_peer += 1
+            self._dropped_unroutable += 1
             return False
         return self._links.enqueue(link, message) is None
 
@@ -292,7 +292,7 @@ class PeerTransport:
             "handshake_failures_unidentified": links.unidentified.handshake_failures,
             "protocol_errors_unidentified": links.unidentified.protocol_errors,
             "connections_refused": links.refused_connections,
-            "dropped_unknown_peer": self._dropped_unknown_peer,
+            "dropped_unroutable": self._dropped_unroutable,
             "requests_inflight": len(self._pending),
             "inbound_requests_inflight": self._inbound_requests,
             "handshakes_inflight": links.handshakes_inflight,
