@@ -421,3 +421,35 @@ def test_unknown_url_parameter_and_bad_consistency() -> None:
         edgelite.connect("http://127.0.0.1:1", consistency="linearizable")
     with pytest.raises(edgelite.NotSupportedError, match="detect_types"):
         edgelite.connect(":memory:", detect_types=edgelite.client.PARSE_DECLTYPES)
+
+
+def test_connection_state_persists_on_websocket_and_local(conn: edgelite.Connection,
+                                                          mode: str) -> None:
+    """WebSocket and local connections keep one stream, so PRAGMAs last like with sqlite3;
+    over HTTP a stream (and its PRAGMAs) lasts one call or one transaction (see docs)."""
+    if mode == "http":
+        pytest.skip("HTTP connections keep no stream outside a transaction")
+    for value in (1, 0, 1):
+        conn.execute(f"PRAGMA foreign_keys = {value}")
+        assert conn.execute("PRAGMA foreign_keys").fetchone() == (value,)
+
+
+def test_failed_commit_keeps_the_transaction_on_a_kept_stream(
+        conn: edgelite.Connection, mode: str, table: str) -> None:
+    """A COMMIT that fails (deferred foreign key) leaves the transaction open, as in
+    sqlite3, where the stream is kept; over HTTP the stream closes with the COMMIT and
+    the error says the transaction was rolled back."""
+    if mode == "http":
+        pytest.skip("PRAGMA foreign_keys does not outlive one HTTP call outside a transaction")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"CREATE TABLE {table}_p (id INTEGER PRIMARY KEY)")
+    conn.execute(f"CREATE TABLE {table}_c (pid REFERENCES {table}_p(id) "
+                 "DEFERRABLE INITIALLY DEFERRED)")
+    conn.execute(f"INSERT INTO {table}_c VALUES (1)")
+    with pytest.raises(edgelite.IntegrityError, match="still open"):
+        conn.commit()
+    assert conn.in_transaction
+    conn.execute(f"INSERT INTO {table}_p VALUES (1)")
+    conn.commit()
+    assert not conn.in_transaction
+    assert conn.execute(f"SELECT count(*) FROM {table}_c").fetchone() == (1,)

@@ -243,3 +243,38 @@ def test_close_rolls_back_an_open_transaction_by_closing_its_stream() -> None:
     quiet = Driver()
     quiet.run(idle.close())
     assert idle.closed and quiet.sent == []
+
+
+def test_kept_stream_sends_no_close_and_is_reused() -> None:
+    session = ClientSession(keep_idle_stream=True)
+    driver = Driver(Reply([ok_stmt()], STREAM, None), Reply([ok_stmt()], STREAM, None))
+    driver.run(session.execute("SELECT 1"))
+    driver.run(session.execute("SELECT 2"))
+    assert [kinds(p) for p in driver.sent] == [["execute"], ["execute"]]
+    assert [p.stream for p in driver.sent] == [None, STREAM]
+    assert session.has_stream and not session.in_transaction
+
+
+def test_lost_idle_stream_is_replaced_outside_a_transaction() -> None:
+    session = ClientSession(keep_idle_stream=True, retry_delays_s=(0.0,))
+    lost = WireError("socket gone", code="STREAM_LOST", executed=Executed.NO, retryable=True)
+    driver = Driver(Reply([ok_stmt()], STREAM, None), lost, Reply([ok_stmt()], "other", None))
+    driver.run(session.execute("SELECT 1"))
+    driver.run(session.execute("SELECT 2"))
+    assert [p.stream for p in driver.sent] == [None, STREAM, None]
+
+
+def test_failed_commit_on_a_kept_stream_leaves_the_transaction_open() -> None:
+    session = ClientSession(keep_idle_stream=True)
+    fk = m.Error("SQLite error: FOREIGN KEY constraint failed", "SQLITE_CONSTRAINT")
+    driver = Driver(Reply([ok_batch(stmt_result(), stmt_result()), autocommit(False)],
+                          STREAM, None),
+                    Reply([m.StreamResultError(fk), autocommit(False)], STREAM, None),
+                    Reply([ok_stmt(), autocommit(True)], STREAM, None))
+    driver.run(session.execute("INSERT INTO c VALUES (1)"))
+    with pytest.raises(edgelite.IntegrityError, match="still open"):
+        driver.run(session.commit())
+    assert session.in_transaction
+    driver.run(session.commit())
+    assert kinds(driver.sent[2]) == ["execute", "get_autocommit"]
+    assert not session.in_transaction and session.has_stream

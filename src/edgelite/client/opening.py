@@ -113,6 +113,7 @@ def open_sync(database: Database, timeout: float = 5.0, **kwargs: Any) -> Connec
     if isinstance(target, LocalTarget):
         _reject_unknown(kwargs, local=True)
         transport = local_backend().open_sync(target, busy_timeout_s=timeout)
+        session.keep_idle_stream = True
     else:
         options = _options(timeout, kwargs)
         _reject_unknown(kwargs)
@@ -120,6 +121,7 @@ def open_sync(database: Database, timeout: float = 5.0, **kwargs: Any) -> Connec
             if target.kind is Kind.WEBSOCKET:
                 ws = WsTransport(target, options)
                 session.autocommit_probe = ws.wire.version >= 3
+                session.keep_idle_stream = True  # WebSocket streams do not expire
                 transport = ws
             else:
                 transport = HttpTransport(target, options)
@@ -139,6 +141,7 @@ async def open_async(database: Database, timeout: float = 5.0,
     if isinstance(target, LocalTarget):
         _reject_unknown(kwargs, local=True)
         transport = await local_backend().open_async(target, busy_timeout_s=timeout)
+        session.keep_idle_stream = True
     else:
         options = _options(timeout, kwargs)
         _reject_unknown(kwargs)
@@ -147,6 +150,7 @@ async def open_async(database: Database, timeout: float = 5.0,
                 ws = AsyncWsTransport(target, options)
                 await ws.open()
                 session.autocommit_probe = ws.wire.version >= 3
+                session.keep_idle_stream = True  # WebSocket streams do not expire
                 transport = ws
             else:
                 transport = AsyncHttpTransport(target, options)

@@ -15,16 +15,23 @@ Transactions (as in ``sqlite3``):
 - ``MANUAL`` (``autocommit=False``): a transaction is always open; its ``BEGIN`` is sent
   lazily with the first statement after connect/commit/rollback.
 
-Invariants (checked by ``_check``): a transaction is only ever open on a kept stream
-(``in_transaction`` implies ``stream is not None``); outside a transaction every stream
-is closed by the end of the operation that used it, so no idle stream can expire under
-a connection that holds no transaction. When a statement may start or end a transaction,
-the pipeline ends with ``get_autocommit`` and the server's answer is the truth; a
-``COMMIT``/``ROLLBACK`` pipeline ends with ``close``.
+Streams: over HTTP (``keep_idle_stream=False``) a stream costs the server a connection
+and expires when idle, so outside a transaction every stream is closed by the pipeline
+that used it (``close`` is its last request) and no idle stream can expire under a
+connection that holds no transaction; ``COMMIT``/``ROLLBACK`` pipelines end with
+``close`` too. Over WebSocket and for local files (``keep_idle_stream=True``) streams
+do not expire, so one stream is kept for the connection's life (TEMP tables and PRAGMAs
+persist, as with sqlite3). When a statement may start or end a transaction, the pipeline
+ends with ``get_autocommit`` and the server's answer is the truth.
+
+Invariant (checked by ``_check``): a transaction is only ever open on a kept stream
+(``in_transaction`` implies ``stream is not None``), and without ``keep_idle_stream``
+no stream is kept outside a transaction.
 
 Retries: only a pipeline the server cannot have seen (``WireError.retryable``, e.g.
-connection refused) is sent again, and only when no stream was open (nothing to lose).
-Anything that may have run is never re-sent; the error says the outcome is unknown.
+connection refused) is sent again, on a new stream, and only outside a transaction
+(nothing to lose). Anything that may have run is never re-sent; the error says the
+outcome is unknown.
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ RETRY_DELAYS_S: Final = (0.05, 0.25, 1.0)
 # Stored texts at most this long are sent once per executemany batch (sqld: 5000 B).
 STORED_SQL_BYTES_MAX: Final = 4000
 _ISOLATION_LEVELS: Final = frozenset({"", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
-_STREAM_GONE_CODES: Final = frozenset({"STREAM_EXPIRED", "BATON_INVALID"})
+_STREAM_GONE_CODES: Final = frozenset({"STREAM_EXPIRED", "BATON_INVALID", "STREAM_LOST"})
 Lead = sqlinfo.Lead
 
 
@@ -125,6 +132,7 @@ class ClientSession:
         autocommit: object = LEGACY_TRANSACTION_CONTROL,
         isolation_level: str | None = "",
         autocommit_probe: bool = True,
+        keep_idle_stream: bool = False,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         batch_steps_max: int = BATCH_STEPS_MAX,
     ) -> None:
@@ -134,6 +142,7 @@ class ClientSession:
         self.isolation_level = check_isolation_level(isolation_level)
         # Hrana 3 has get_autocommit; without it the state is inferred from SQL.
         self.autocommit_probe = autocommit_probe
+        self.keep_idle_stream = keep_idle_stream
         self.retry_delays_s = tuple(retry_delays_s)
         self.batch_steps_max = batch_steps_max
         self.replication_index: int | None = None
@@ -154,8 +163,11 @@ class ClientSession:
     def has_stream(self) -> bool:
         return self._stream is not None
 
-    def _check(self) -> None:
+    def _check(self, *, settled: bool = False) -> None:
+        """The invariants; ``settled``: at the end of an operation (after ``_tidy``)."""
         assert self._stream is not None or not self._in_txn, "transaction without a stream"
+        if settled:
+            assert self.keep_idle_stream or self._in_txn or self._stream is None, "idle stream"
 
     def observe_index(self, index: int | None) -> None:
         if index is not None and (self.replication_index is None
@@ -183,13 +195,13 @@ class ClientSession:
 
     def _send(self, requests: Sequence[StreamRequest]) -> Flow[Reply]:
         """One round trip; retries only what the server cannot have seen."""
-        pipeline = self._pipeline(requests)
         for attempt in itertools.count():
             try:
-                reply: Reply = yield pipeline
+                reply: Reply = yield self._pipeline(requests)
             except WireError as exc:
-                if (exc.retryable and self._stream is None
+                if (exc.retryable and not self._in_txn
                         and attempt < len(self.retry_delays_s)):
+                    self._stream = None  # gone with the failure; nothing was lost with it
                     yield Sleep(self.retry_delays_s[attempt])
                     continue
                 raise self._lost(exc) from exc
@@ -217,13 +229,14 @@ class ClientSession:
         return error_from_hrana(exc.code, message)
 
     def _tidy(self) -> Flow[None]:
-        """Close a stream left open outside a transaction (rare: a failed BEGIN, a script)."""
-        if self._stream is not None and not self._in_txn:
+        """Close a stream left open outside a transaction (rare: a failed BEGIN, a script),
+        unless idle streams are kept."""
+        if self._stream is not None and not self._in_txn and not self.keep_idle_stream:
             # A failure leaves the stream unusable either way; the server expires it.
             with contextlib.suppress(Error):
                 yield from self._send([CloseRequest()])
             self._stream = None
-        self._check()
+        self._check(settled=True)
 
     # --- transaction policy --------------------------------------------------------------
 
@@ -240,15 +253,18 @@ class ClientSession:
         return None
 
     def _tail(self, lead: sqlinfo.Lead, *, opens: bool) -> StreamRequest | None:
-        """``close`` when no transaction can be open afterwards, else a probe (or None)."""
+        """What ends a statement's pipeline: a ``get_autocommit`` probe when the statement
+        may change the transaction state, ``close`` when an idle stream must not be kept,
+        else nothing."""
+        probe = GetAutocommitRequest() if self.autocommit_probe else None
         if lead in (Lead.COMMIT, Lead.ROLLBACK):
-            return CloseRequest()
+            return probe if self.keep_idle_stream else CloseRequest()
         if self._in_txn or opens or lead in (Lead.BEGIN, Lead.SAVEPOINT, Lead.RELEASE):
-            return GetAutocommitRequest() if self.autocommit_probe else None
-        return CloseRequest()
+            return probe
+        return None if self.keep_idle_stream else CloseRequest()
 
     def _settle(self, reply: Reply, tail: StreamRequest | None, *, began: bool,
-                opened: bool) -> None:
+                opened: bool, ended: bool = False) -> None:
         """Update the transaction state from the tail's answer (or infer it)."""
         if reply.stream is None:
             self._in_txn = False
@@ -256,8 +272,11 @@ class ClientSession:
             last = reply.results[-1]
             if type(last) is StreamResultOk and type(last.response) is GetAutocommitResponse:
                 self._in_txn = not last.response.is_autocommit
-        elif tail is None and (began or opened):
-            self._in_txn = True  # Hrana 2: no probe; BEGIN succeeded
+        elif not self.autocommit_probe:  # Hrana 2: infer from what succeeded
+            if began or opened:
+                self._in_txn = True
+            elif ended:
+                self._in_txn = False
         self._check()
 
     # --- operations ----------------------------------------------------------------------
@@ -283,7 +302,8 @@ class ClientSession:
         reply = yield from self._send(requests)
         error, result = _main_result(reply.results[0])
         self._settle(reply, tail, began=begin is not None and error is None,
-                     opened=lead in (Lead.BEGIN, Lead.SAVEPOINT) and error is None)
+                     opened=lead in (Lead.BEGIN, Lead.SAVEPOINT) and error is None,
+                     ended=lead in (Lead.COMMIT, Lead.ROLLBACK) and error is None)
         yield from self._tidy()
         if error is not None:
             if error.code == "SQL_NO_STATEMENT":
@@ -393,14 +413,20 @@ class ClientSession:
                 raise
 
     def _finish_transaction(self, verb: str) -> Flow[None]:
-        reply = yield from self._send([ExecuteRequest(_stmt(verb)), CloseRequest()])
-        self._in_txn = False
-        self._stream = reply.stream  # None: closed
+        """COMMIT or ROLLBACK. Over HTTP the stream is closed with it, so a failed COMMIT
+        rolls back; on a kept stream a failed COMMIT leaves the transaction open, as in
+        SQLite (and the probe says so)."""
+        tail = self._tail(Lead.COMMIT, opens=False)
+        requests = [ExecuteRequest(_stmt(verb))] if tail is None else [
+            ExecuteRequest(_stmt(verb)), tail]
+        reply = yield from self._send(requests)
         result = reply.results[0]
-        if type(result) is not StreamResultOk:
+        failed = type(result) is not StreamResultOk
+        self._settle(reply, tail, began=False, opened=failed, ended=not failed)
+        if failed:
             error = result.error  # type: ignore[union-attr]
-            raise error_from_hrana(
-                error.code, f"{error.message} (the transaction was rolled back)")
+            state = "is still open" if self._in_txn else "was rolled back"
+            raise error_from_hrana(error.code, f"{error.message} (the transaction {state})")
 
     def set_autocommit(self, value: object) -> Flow[None]:
         """Python 3.12's ``Connection.autocommit`` setter."""
@@ -422,8 +448,9 @@ class ClientSession:
             return
         try:
             if self._stream is not None:
-                self._in_txn = False
-                yield from self._tidy()
+                # A failure leaves the stream unusable either way; the server drops it.
+                with contextlib.suppress(Error):
+                    yield from self._send([CloseRequest()])
         finally:
             self.closed = True
             self._stream, self._in_txn = None, False

@@ -94,7 +94,7 @@ def _receive_error(exc: Exception) -> WireError:
 
 def _stream_lost() -> WireError:
     return WireError("the WebSocket connection holding this stream was lost",
-                     code="STREAM_LOST", executed=Executed.NO)
+                     code="STREAM_LOST", executed=Executed.NO, retryable=True)
 
 
 class WsTransport:

@@ -133,7 +133,7 @@ class WsWire:
             assert isinstance(token, WsStream), token
             if token.epoch != self._epoch:
                 raise WireError("the WebSocket connection holding this stream was lost",
-                                code="STREAM_LOST", executed=Executed.NO)
+                                code="STREAM_LOST", executed=Executed.NO, retryable=True)
             stream_id = token.stream_id
         bookmark = pipeline.bookmark
         requests.extend(_ws_request(r, stream_id, bookmark) for r in pipeline.requests)
