@@ -63,12 +63,33 @@ def auth_keys() -> AuthKeys:
     return AuthKeys.generate()
 
 
+_active_pools: list[ServerPool] = []
+
+
 @pytest.fixture(scope="session")
 def server_pool(target: Target, auth_keys: AuthKeys,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
     pool = ServerPool(target, auth_keys, tmp_path_factory.mktemp("compat"))
+    _active_pools.append(pool)
     yield pool
+    _active_pools.remove(pool)
     pool.stop_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    """On a failure, attach the tail of every server log that reports an error, so a
+    server-side traceback shows up next to the client-side assertion."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for pool in _active_pools:
+            for name, server in pool.servers.items():
+                log = server.log()
+                if "Traceback" in log or " ERROR " in log:
+                    report.sections.append((f"{name} server log (tail)",
+                                            "\n".join(log.splitlines()[-60:])))
+    return report
 
 
 @pytest.fixture(scope="session")
