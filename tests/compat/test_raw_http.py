@@ -83,6 +83,27 @@ def test_s26_unknown_routes_and_plain_get_root_are_404(http: httpx.Client, path:
     assert http.get(path).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/v2/pipeline", "/v3/pipeline", "/v3/cursor"])
+def test_s26_cors_lets_browsers_send_a_token(http: httpx.Client, path: str) -> None:
+    # @libsql/client/web in a browser sends `Authorization: Bearer …` cross-origin,
+    # so the preflight must allow that header. The Fetch standard never lets `*`
+    # cover Authorization (a "CORS non-wildcard request-header name"): it has to be
+    # named. sqld 0.24.32 answers `*` only, so browsers with a token fail there too.
+    origin = "https://app.example"
+    preflight = http.options(path, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert 200 <= preflight.status_code < 300, preflight.text
+    assert preflight.headers.get("access-control-allow-origin") in ("*", origin)
+    methods = preflight.headers.get("access-control-allow-methods", "").upper()
+    assert methods == "*" or "POST" in [m.strip() for m in methods.split(",")], methods
+    allowed = [h.strip().lower()
+               for h in preflight.headers.get("access-control-allow-headers", "").split(",")]
+    assert "authorization" in allowed, allowed
+    actual = http.post("/v2/pipeline", json={"requests": [CLOSE]}, headers={"Origin": origin})
+    assert actual.headers.get("access-control-allow-origin") in ("*", origin)
+
+
 # -- 27. streams and batons ------------------------------------------------------------
 
 @pytest.mark.parametrize("version", [2, 3])
