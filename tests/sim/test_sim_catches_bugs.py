@@ -90,7 +90,7 @@ VARIANTS: dict[str, tuple[Patch, dict[str, bool], int, str]] = {
     ),
     "read index without a heartbeat round": (
         lambda mp: mp.setattr(leader, "_register_reads", read_index_without_heartbeat_round),
-        {}, 300, "linearizability",
+        {}, 600, "linearizability",
     ),
     "runtime sends before persisting": (
         lambda mp: None, {"send_before_persist_bug": True}, 10, "durable",

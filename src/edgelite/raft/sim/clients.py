@@ -87,11 +87,25 @@ class ClientPool:
                 continue
             key = self.rng.choice(KEYS)
             if self.rng.random() < 0.4:
-                prefer_leader = leaders and self.rng.random() < 0.5
-                node = self.rng.choice(leaders if prefer_leader else up)
-                self._read(client, key, node, now)
+                self._read(client, key, self._read_target(up, leaders), now)
             elif leaders:
-                self._write(client, key, self.rng.choice(leaders), now)
+                self._write(client, key, self._write_target(leaders), now)
+
+    def _read_target(self, up: list[SimNode], leaders: list[SimNode]) -> SimNode:
+        """Half the reads go to a self-declared leader; when several claim it, a client
+        with a stale leader cache picks the one of the oldest term half the time."""
+        if not leaders or self.rng.random() < 0.5:
+            return self.rng.choice(up)
+        if len(leaders) > 1 and self.rng.random() < 0.5:
+            return min(leaders, key=lambda n: (n.storage.hard_state.term, n.node_id))
+        return self.rng.choice(leaders)
+
+    def _write_target(self, leaders: list[SimNode]) -> SimNode:
+        """Mostly the leader of the newest term (clients follow redirects); sometimes
+        any self-declared leader, so deposed leaders get proposals too."""
+        if self.rng.random() < 0.2:
+            return self.rng.choice(leaders)
+        return max(leaders, key=lambda n: (n.storage.hard_state.term, n.node_id))
 
     def _read(self, client: str, key: str, node: SimNode, now: int) -> None:
         assert node.raft is not None

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edgelite.errors import ClusterError
-from edgelite.raft.sim.node import CrashPoint
+from edgelite.raft.sim.node import CrashPoint, SimNode
 from edgelite.raft.storage import MemoryStorage
 from edgelite.raft.types import ConfChange, ConfChangeKind, Role
 
 if TYPE_CHECKING:
     from edgelite.raft.sim.world import World
 
-__all__ = ["inject_fault"]
+__all__ = ["churn_restarts", "churn_step", "inject_fault"]
 
 MAX_NODES = 9
 
@@ -29,6 +29,7 @@ def inject_fault(world: World) -> None:
     choices: list[tuple[int, Callable[[World], None]]] = [
         (3, crash), (4, restart), (2, partition), (2, isolate), (1, cut_one_way),
         (2, heal_network), (2, change_membership), (1, transfer), (3, compact), (1, pause),
+        (1, leader_churn),
     ]
     total = sum(weight for weight, _ in choices)
     pick = world.rng.randrange(total)
@@ -203,3 +204,31 @@ def pause(world: World) -> None:
     world.paused_until[node.node_id] = world.now + ticks
     world.log(f"FAULT pause {node.node_id} for {ticks} ticks")
     world.count("pause")
+
+
+def leader_churn(world: World) -> None:
+    """For a while, crash leaders in the middle of handling a Ready and restart crashed
+    nodes quickly: elections follow each other with logs that diverge at the tail,
+    the soil of the Figure 8 scenario (paper §5.4.2)."""
+    ticks = world.rng.randint(30, 90)
+    world.churn_until = world.now + ticks
+    world.log(f"FAULT leader churn for {ticks} ticks")
+    world.count("leader_churn")
+
+
+def churn_step(world: World, node: SimNode) -> bool:
+    """During churn: maybe crash leader ``node`` mid-Ready. True if it crashed."""
+    if node.role is not Role.LEADER or world.rng.random() >= 0.3:
+        return False
+    point = world.rng.choice([CrashPoint.AFTER_PERSIST, CrashPoint.MID_SEND])
+    world.log(f"FAULT churn crashes leader {node.node_id} at {point.value}")
+    world.count("crash")
+    return not node.handle_ready(crash_at=point)
+
+
+def churn_restarts(world: World) -> None:
+    for node in world.nodes.values():
+        if not node.up and node.node_id not in world.retired and world.rng.random() < 0.15:
+            world.log(f"FAULT churn restarts {node.node_id}")
+            world.count("restart")
+            node.restart(world.rng)

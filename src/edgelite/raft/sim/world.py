@@ -117,6 +117,7 @@ class World:
         self.retire_at: dict[str, int] = {}
         # A paused node (GC pause, stalled VM) neither ticks nor reads its messages.
         self.paused_until: dict[str, int] = {}
+        self.churn_until = 0
         self.probes = 0
         self.heals = 0
         self.liveness_ticks_max = 0
@@ -205,8 +206,12 @@ class World:
         return [n for n in self.nodes.values() if n.up and n.node_id not in self.paused_until]
 
     def _drain_ready(self, node: SimNode) -> None:
+        from edgelite.raft.sim.faults import churn_step
+
         for _ in range(8):
             if node.raft is None or not node.raft.has_ready():
+                return
+            if self.now < self.churn_until and churn_step(self, node):
                 return
             node.handle_ready()
 
@@ -220,9 +225,11 @@ class World:
     # -- rounds -------------------------------------------------------------------------
 
     def round(self, faults: bool, client_rate: float) -> None:
-        from edgelite.raft.sim.faults import inject_fault  # cycle: faults drive a World
+        from edgelite.raft.sim.faults import churn_restarts, inject_fault  # faults drive a World
 
         self.now += 1
+        if self.now < self.churn_until:
+            churn_restarts(self)
         for node_id in sorted(self.paused_until):
             if self.paused_until[node_id] <= self.now or not self.nodes[node_id].up:
                 del self.paused_until[node_id]
@@ -280,6 +287,7 @@ class World:
     def heal(self) -> None:
         self.heals += 1
         self.paused_until.clear()
+        self.churn_until = 0
         self.network.heal()
         self.network.rates = RELIABLE
         for node in self.nodes.values():
