@@ -208,8 +208,10 @@ def test_unfinished_work_is_removed_at_open(tmp_path: Path) -> None:
         SnapshotStore(tmp_path)
     with pytest.raises(ValueError):
         store.create(SnapshotMeta(7, 1, CONF, 0, "../escape"))
-    with pytest.raises(ValueError):
-        store.create(SnapshotMeta(7, 1, CONF, 0, "ok")).path("MANIFEST")
+    writer = store.create(SnapshotMeta(7, 1, CONF, 0, "ok"))
+    for reserved in ("MANIFEST", "progress", "stream.part", "../x", ".hidden"):
+        with pytest.raises(ValueError):
+            writer.path(reserved)
 
 
 WRITER = """

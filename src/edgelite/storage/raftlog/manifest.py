@@ -51,8 +51,13 @@ def check_snapshot_id(snapshot_id: str) -> str:
     return snapshot_id
 
 
+# Names the store itself uses inside snapshot and receive directories.
+_RESERVED: Final = frozenset({MANIFEST_NAME, "MANIFEST.tmp", "RECEIVING", "RECEIVING.tmp",
+                              "stream.part", "progress", "LOCK"})
+
+
 def check_file_name(name: str) -> str:
-    if not _SAFE_NAME.match(name) or name == MANIFEST_NAME:
+    if not _SAFE_NAME.match(name) or name in _RESERVED:
         raise ValueError(f"snapshot file name {name!r} is not allowed")
     return name
 
@@ -121,6 +126,8 @@ def decode_manifest(data: bytes, where: str) -> Manifest:
             raise StorageCorruptionError(f"{where}: manifest version {value['version']}")
         files = tuple(SnapshotFile(check_file_name(f["name"]), int(f["size"]),
                                    int(f["crc32c"])) for f in value["files"])
+        if len({f.name for f in files}) != len(files):
+            raise ValueError("a file name appears twice")
         conf = ConfState(frozenset(value["voters"]), frozenset(value["learners"]))
         meta = SnapshotMeta(value["index"], value["term"], conf, 0, value["id"])
     except (KeyError, TypeError, ValueError) as exc:
