@@ -309,6 +309,25 @@ def test_s27_store_sql_describe_sequence_get_autocommit(
         True, False, True]
 
 
+def test_s27_sequence_and_describe_by_sql_id(http: httpx.Client,
+                                             unique: Callable[[str], str]) -> None:
+    table = unique("f27_sqlid")
+    body = pipeline_ok(http, [
+        {"type": "store_sql", "sql_id": 4,
+         "sql": f"CREATE TABLE {table} (x); INSERT INTO {table} VALUES (5);"},
+        {"type": "sequence", "sql_id": 4},
+        {"type": "store_sql", "sql_id": 5, "sql": f"SELECT x AS y FROM {table} WHERE x > ?"},
+        {"type": "describe", "sql_id": 5},
+        {"type": "execute", "stmt": {"sql_id": 5, "args": [integer(1)]}},
+        CLOSE])
+    results = body["results"]
+    assert response_of(results[1]) == {"type": "sequence"}
+    assert response_of(results[3])["result"] == {
+        "params": [{"name": None}], "cols": [{"name": "y", "decltype": None}],
+        "is_explain": False, "is_readonly": True}
+    assert rows_of(results[4]) == [[integer(5)]]
+
+
 def test_s27_stored_sql_misuse_is_400(http: httpx.Client) -> None:
     duplicate = pipeline(http, [{"type": "store_sql", "sql_id": 0, "sql": "SELECT 1"},
                                 {"type": "store_sql", "sql_id": 0, "sql": "SELECT 2"}])

@@ -230,6 +230,11 @@ async def test_s32_hrana3_get_autocommit_cursor_stored_sql_describe(
         await session.ok({"type": "store_sql", "sql_id": 3, "sql": f"SELECT count(*) FROM {table}"})
         by_id = await session.ok({"type": "execute", "stream_id": 1, "stmt": {"sql_id": 3}})
         assert by_id["result"]["rows"] == [[integer(2)]]
+        # Stored SQL belongs to the connection: another stream can use it too.
+        await session.ok({"type": "open_stream", "stream_id": 2})
+        other = await session.ok({"type": "execute", "stream_id": 2, "stmt": {"sql_id": 3}})
+        assert other["result"]["rows"] == [[integer(0)]], "stream 2 does not see stream 1's tx"
+        await session.ok({"type": "close_stream", "stream_id": 2})
         await session.ok({"type": "close_sql", "sql_id": 3})
         described = await session.ok({"type": "describe", "stream_id": 1,
                                       "sql": f"SELECT id AS n FROM {table} WHERE v = :v"})
