@@ -103,9 +103,13 @@ def fiu_run() -> str:
     """The ``fiu-run`` program, installed from Debian (fiu-utils) when running as root."""
     found = shutil.which("fiu-run")
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "fiu-utils"], capture_output=True,
-                       timeout=300, check=False)
-        found = shutil.which("fiu-run")
+        for command in (["apt-get", "install", "-y", "-q", "fiu-utils"],
+                        ["apt-get", "update", "-q"],
+                        ["apt-get", "install", "-y", "-q", "fiu-utils"]):
+            subprocess.run(command, capture_output=True, timeout=300, check=False)
+            found = shutil.which("fiu-run")
+            if found is not None:
+                break
     if found is None:
         pytest.skip("libfiu's fiu-run is not available (apt package fiu-utils, needs root)")
     return found
