@@ -104,6 +104,22 @@ SETTINGS: tuple[Setting, ...] = (
             "Choose the database per request (x-namespace, Host, /dev/<name>)."),
     Setting("self_url", str, "", "url",
             "Absolute URL clients should use for this node (sent as base_url)."),
+    Setting("default_consistency", str, "strong", "level",
+            "Read consistency when a request names none (x-edgelite-consistency): strong "
+            "(linearizable), session or eventual."),
+    # --- cluster ---------------------------------------------------------------------------
+    Setting("tick_interval_ms", int, 100, "ms",
+            "Length of one Raft tick (heartbeats are one tick apart).", 5),
+    Setting("election_timeout_ticks", int, 10, "ticks",
+            "Ticks without a leader before a follower campaigns (randomised up to twice).",
+            2),
+    Setting("commit_timeout_s", float, 10.0, "s",
+            "How long a write waits for a majority before its outcome is reported "
+            "unknown.", 0.1),
+    Setting("forward_timeout_s", float, 15.0, "s",
+            "How long a follower waits for the leader to answer a forwarded request.", 0.1),
+    Setting("leader_wait_s", float, 5.0, "s",
+            "How long a request waits for an election to finish before failing.", 0.0),
     # --- auth ----------------------------------------------------------------------------
     Setting("jwt_leeway_s", float, 60.0, "s",
             "Clock skew tolerated when checking a JWT's exp and nbf (sqld: 60 s).", 0),

@@ -11,6 +11,7 @@ from edgelite import __version__
 # (module, attribute) of every sub-command; each module defines one click command/group.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("edgelite.cli.dev", "dev"),
+    ("edgelite.cli.serve", "serve"),
     ("edgelite.cli.keys", "keygen"),
     ("edgelite.cli.keys", "token"),
     ("edgelite.cli.shell", "shell"),

@@ -139,6 +139,7 @@ class Member:
         self._in_flight: dict[int, _Proposal] = {}
         self._read_batch: list[asyncio.Future[int]] = []
         self._reads: dict[bytes, list[asyncio.Future[int]]] = {}
+        self._reads_without_leader: list[asyncio.Future[int]] = []
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._done: dict[int, BaseException | None] = {}
         self._awaiting_local: dict[int, Entry] = {}
@@ -309,11 +310,10 @@ class Member:
         context = f"{self.node_id}:{next(self._read_ids)}".encode()
         try:
             self.raft.read_index(context)
-        except (NotLeaderError, NoLeaderError) as exc:
-            for future in batch:
-                if not future.done():
-                    future.set_exception(ClusterUnavailableError(
-                        f"no leader to confirm a linearizable read ({exc})"))
+        except (NotLeaderError, NoLeaderError):
+            # No leader yet (an election is on): ask again when one is known. Each read
+            # gives up by itself after read_timeout_s.
+            self._reads_without_leader.extend(f for f in batch if not f.done())
             return
         self._reads[context] = batch
 
@@ -476,6 +476,14 @@ class Member:
     def _on_soft_state(self, leader_id: str | None, role: Role) -> None:
         if leader_id != self.leader_id:
             self.leader_changes += 1
+            # Read requests sent to the previous leader will never be answered: ask again.
+            for futures in self._reads.values():
+                self._read_batch.extend(f for f in futures if not f.done())
+            self._reads.clear()
+            self._read_batch.extend(f for f in self._reads_without_leader if not f.done())
+            self._reads_without_leader = []
+            if self._read_batch:
+                self._wake.set()
         was_leader = self.role is Role.LEADER
         self.leader_id, self.role = leader_id, role
         if role is Role.LEADER and not was_leader:
@@ -487,12 +495,6 @@ class Member:
             self.state_machine.set_leader(False)
             self._fail_proposals(OutcomeUnknownError,
                                  f"leadership moved to {leader_id} before the write committed")
-            for futures in self._reads.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(ClusterUnavailableError(
-                            "leadership changed during a linearizable read; retry"))
-            self._reads.clear()
 
     def _fail_proposals(self, error: type[Exception], reason: str) -> None:
         pending = list(self._in_flight.values()) + self._proposals

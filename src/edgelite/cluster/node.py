@@ -75,6 +75,18 @@ class Stream:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ReadLevel:
+    """How fresh reads must be: ``strong`` (linearizable), ``session`` (at least the
+    ``bookmark`` index) or ``eventual`` (this node, now)."""
+
+    consistency: str = "strong"
+    bookmark: int | None = None
+
+
+STRONG = ReadLevel()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Executed:
     value: Any
     replication_index: int
@@ -160,8 +172,13 @@ class Node:
 
     # --- consistency -----------------------------------------------------------------------
 
-    async def read_barrier(self, consistency: str, bookmark: int | None) -> None:
-        """Wait until this node may serve a read at ``consistency`` (ARCHITECTURE §5)."""
+    async def read_barrier(self, read: ReadLevel) -> None:
+        """Wait until this node may serve a read at ``read.consistency`` (ARCHITECTURE §5).
+
+        Writes need no barrier: they run on the leader's writer, which sees every
+        committed write; so ``run`` takes it only for jobs that start on a reader.
+        """
+        consistency, bookmark = read.consistency, read.bookmark
         member = self.member
         assert member is not None
         if consistency == "strong":
@@ -194,15 +211,24 @@ class Node:
         stream.database.close_session(stream.session, _settle_from_thread(loop, done))
         await done
 
+    @staticmethod
+    def read_level(consistency: str, bookmark: int | None) -> ReadLevel:
+        return ReadLevel(consistency, bookmark)
+
+    def is_autocommit(self, stream: Stream) -> bool:
+        return stream.session.is_autocommit
+
     async def run(self, stream: Stream, program: Program, texts: Sequence[str],
-                  request_id: str = "") -> Executed:
+                  request_id: str = "", read: ReadLevel | None = None) -> Executed:
         """Run ``program`` for ``stream``; raises what the program raised."""
+        prefer_reader = self._prefer_reader(stream.database, texts)
+        if prefer_reader and stream.session.is_autocommit:
+            await self.read_barrier(read or STRONG)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[JobOutcome] = loop.create_future()
         stream.database.submit(stream.session, program, budget=self.limits.budget(),
                                on_done=_settle_from_thread(loop, done),
-                               prefer_reader=self._prefer_reader(stream.database, texts),
-                               request_id=request_id)
+                               prefer_reader=prefer_reader, request_id=request_id)
         outcome = await done
         stats = self.stats.setdefault(stream.namespace, NamespaceStats())
         if outcome.commit_index is not None:
@@ -223,10 +249,11 @@ class Node:
         return True
 
     async def pipeline(self, stream: Stream, requests: Sequence[m.StreamRequest],
-                       stored_sql: SqlStore, request_id: str = "") -> Executed:
+                       stored_sql: SqlStore, request_id: str = "",
+                       read: ReadLevel | None = None) -> Executed:
         program = engine.Pipeline(requests, stored_sql)
         executed = await self.run(stream, program, engine.sql_texts(requests, stored_sql),
-                                  request_id)
+                                  request_id, read)
         run: engine.PipelineRun = executed.value
         self._count(stream.namespace, run.results)
         results = [engine.with_replication_index(r, executed.replication_index)
@@ -234,13 +261,16 @@ class Node:
         return Executed(engine.PipelineRun(results, run.stored_sql, run.closed),
                         executed.replication_index)
 
-    async def cursor(self, stream: Stream, batch: m.Batch, stored_sql: SqlStore) -> Executed:
+    async def cursor(self, stream: Stream, batch: m.Batch, stored_sql: SqlStore,
+                     read: ReadLevel | None = None) -> Executed:
         texts = [step.stmt.sql or "" for step in batch.steps]
-        return await self.run(stream, engine.CursorProgram(batch, stored_sql), texts)
+        return await self.run(stream, engine.CursorProgram(batch, stored_sql), texts,
+                              read=read)
 
-    async def legacy(self, stream: Stream, request: LegacyRequest) -> Executed:
+    async def legacy(self, stream: Stream, request: LegacyRequest,
+                     read: ReadLevel | None = None) -> Executed:
         texts = [s if isinstance(s, str) else s.q for s in request.statements]
-        return await self.run(stream, engine.LegacyProgram(request), texts)
+        return await self.run(stream, engine.LegacyProgram(request), texts, read=read)
 
     def _count(self, namespace: str, results: Sequence[m.StreamResult]) -> None:
         stats = self.stats.setdefault(namespace, NamespaceStats())

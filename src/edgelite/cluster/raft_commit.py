@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from edgelite.cluster.commands import WriteCommand, encode_command
-from edgelite.errors import OutcomeUnknownError
+from edgelite.errors import LimitExceededError, OutcomeUnknownError
 from edgelite.storage.effects import Effect, encode_effect
+
+# Below the peer transport's frame limit (32 MiB): an entry must fit in one message.
+ENTRY_BYTES_MAX = 24 << 20
 
 
 class Proposer(Protocol):
@@ -19,16 +22,24 @@ class Proposer(Protocol):
 class RaftCommitStep:
     """``CommitStep`` for a cluster member (runs on a writer thread, blocks)."""
 
-    def __init__(self, proposer: Proposer, node_id: str, *, timeout_s: float) -> None:
+    def __init__(self, proposer: Proposer, node_id: str, *, timeout_s: float,
+                 entry_bytes_max: int = ENTRY_BYTES_MAX) -> None:
         self.proposer = proposer
         self.node_id = node_id
         self.timeout_s = timeout_s
+        self.entry_bytes_max = entry_bytes_max
 
     def commit(self, database: str, effect: Effect, applied_index: int,
                request_ids: Sequence[str] = ()) -> int:
         command = WriteCommand(database, encode_effect(effect), tuple(request_ids),
                                self.node_id)
-        future = self.proposer.propose_from_thread(encode_command(command))
+        data = encode_command(command)
+        if len(data) > self.entry_bytes_max:
+            raise LimitExceededError(
+                f"the transaction changes {len(data)} bytes, more than one log entry may "
+                f"carry ({self.entry_bytes_max}); split it into smaller transactions",
+                limit="entry_bytes_max", code="SQLITE_TOOBIG")
+        future = self.proposer.propose_from_thread(data)
         try:
             return future.result(timeout=self.timeout_s)
         except concurrent.futures.TimeoutError:

@@ -22,10 +22,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgelite.cluster import membership
+from edgelite.cluster.addresses import MemberAddress
 from edgelite.cluster.member import Member, MemberConfig
 from edgelite.cluster.node import Node
 from edgelite.cluster.state_machine import ClusterStateMachine
-from edgelite.errors import ClusterUnavailableError, ConfigError, NotLeaderError
+from edgelite.errors import (
+    ClusterUnavailableError,
+    ConfigError,
+    NotLeaderError,
+    OutcomeUnknownError,
+    PeerNoReplyError,
+    PeerRemoteError,
+    PeerUnavailableError,
+    ProtocolError,
+    StreamExpiredError,
+)
 from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
 from edgelite.raft import ConfState, RaftConfig, Role, bootstrap_entries
 from edgelite.raft.types import SnapshotMeta
@@ -34,23 +46,6 @@ from edgelite.storage.raftlog import RaftLogStore
 logger = logging.getLogger(__name__)
 
 ForwardHandler = Callable[[ForwardRequest], Awaitable[ForwardResponse]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MemberAddress:
-    node_id: str
-    peer: str = ""  # host:port of the peer transport
-    http_url: str = ""
-    admin_url: str = ""
-    location: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MemberAddress:
-        return cls(**{k: str(v) for k, v in data.items()
-                      if k in {f.name for f in dataclasses.fields(cls)}})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +61,7 @@ class RuntimeConfig:
     heartbeat_interval_ticks: int = 1
     commit_timeout_s: float = 10.0
     forward_timeout_s: float = 15.0
+    leader_wait_s: float = 5.0
 
 
 class _NoPeers:
@@ -95,6 +91,9 @@ class ClusterRuntime:
         self.member: Member | None = None
         self.log: RaftLogStore | None = None
         self.forward_handler: ForwardHandler | None = None
+        self.wants_voter: dict[str, bool] = {}
+        self._previous_members: set[str] = set()
+        self._background: list[asyncio.Task[None]] = []
         self._members_file = config.data_dir / "members.json"
 
     # --- start / stop ------------------------------------------------------------------------
@@ -122,6 +121,8 @@ class ClusterRuntime:
         if transport is not None and not isinstance(transport, _NoPeers):
             self._set_transport_peers()
             await transport.start()
+            self._background.append(asyncio.create_task(
+                membership.promote_caught_up_learners(self)))
         await member.start()
         if config.bootstrap is not None and set(config.bootstrap) == {config.node_id}:
             # A one-voter cluster need not wait for an election timeout: campaign as soon
@@ -139,6 +140,8 @@ class ClusterRuntime:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
         if self.member is not None:
             await self.member.stop()
         if self.transport is not None and not isinstance(self.transport, _NoPeers):
@@ -188,17 +191,113 @@ class ClusterRuntime:
             raise ClusterUnavailableError("this node is not serving requests yet")
         return await self.forward_handler(body)
 
-    async def forward_to_leader(self, request: ForwardRequest) -> ForwardResponse:
+    @property
+    def node_id(self) -> str:
+        return self.config.node_id
+
+    def serve_forwarded_with(self, handler: ForwardHandler) -> None:
+        self.forward_handler = handler
+
+    # Membership operations (admin API); see membership.py.
+
+    async def status(self) -> dict[str, Any]:
+        return await membership.cluster_status(self)
+
+    async def join(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await membership.join(self, body)
+
+    async def add_member(self, body: dict[str, Any]) -> None:
+        address = MemberAddress.from_json(body)
+        if not address.node_id or not address.peer:
+            raise ProtocolError("fields `node_id` and `peer` (host:port) are required")
+        await membership.add(self, address, voter=not bool(body.get("learner", False)))
+
+    async def remove_member(self, node_id: str) -> None:
+        await membership.remove(self, node_id)
+
+    async def promote(self, node_id: str) -> None:
+        await membership.promote(self, node_id)
+
+    async def transfer(self, node_id: str) -> None:
+        await membership.transfer(self, node_id)
+
+    async def forward(self, request: ForwardRequest,
+                      target: str | None) -> ForwardResponse | None:
+        """Send a client request to ``target`` (None: the leader) and return its answer;
+        ``None`` when this node itself became the leader meanwhile (run it here).
+
+        ``ClusterUnavailableError`` if it surely did not run there (no leader, peer
+        unreachable); ``OutcomeUnknownError`` if it may have (no reply in time).
+        """
         member = self.member
         assert member is not None
-        leader = member.leader_id
-        if leader is None or leader == self.config.node_id or self.transport is None \
-                or isinstance(self.transport, _NoPeers):
-            raise ClusterUnavailableError("no leader is known to forward the request to")
-        reply = await self.transport.request(leader, request, self.config.forward_timeout_s)
+        destination = target
+        if destination is None:
+            destination = await self._leader_for_forwarding()
+            if destination is None:
+                return None
+        if self.transport is None or isinstance(self.transport, _NoPeers):
+            raise ClusterUnavailableError("this node has no peers to forward to")
+        request_id = request.headers.get("request_id", "")
+        try:
+            reply = await self._request_leader_once_more(destination, request, target)
+        except PeerNoReplyError as exc:
+            raise OutcomeUnknownError(
+                f"no answer from {destination} for request {request_id}; it may have run "
+                f"({exc.message})", request_id=request_id) from exc
+        except (PeerUnavailableError, PeerRemoteError) as exc:
+            if target is not None:
+                raise StreamExpiredError(
+                    f"the stream's node {target} cannot be reached ({exc.message})") from exc
+            raise ClusterUnavailableError(f"the leader {destination} cannot be reached: "
+                                          f"{exc.message}") from exc
         if not isinstance(reply, ForwardResponse):
-            raise ClusterUnavailableError("the leader answered a forwarded request oddly")
+            raise ClusterUnavailableError("a forwarded request got an odd answer")
         return reply
+
+    async def _request_leader_once_more(self, destination: str, request: ForwardRequest,
+                                        target: str | None) -> Any:
+        """A leader that cannot be reached is usually being replaced: when the request
+        surely did not arrive, wait for the next leader and send it there instead."""
+        try:
+            return await self.transport.request(destination, request,
+                                                self.config.forward_timeout_s)
+        except PeerUnavailableError:
+            if target is not None:
+                raise
+            member = self.member
+            assert member is not None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.leader_wait_s
+            while member.leader_id in (destination, None) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            successor = member.leader_id
+            if successor is None or successor == destination:
+                raise
+            if successor == self.config.node_id:
+                raise ClusterUnavailableError("leadership moved to this node; retry") \
+                    from None
+            return await self.transport.request(successor, request,
+                                                self.config.forward_timeout_s)
+
+    async def _leader_for_forwarding(self) -> str | None:
+        """The current leader (None if it is this node), waiting through an election."""
+        member = self.member
+        assert member is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.leader_wait_s
+        while True:
+            leader = member.leader_id
+            if leader is not None and leader != self.config.node_id:
+                return leader
+            if leader is not None:
+                if self.node.accepting_writes:
+                    return None
+                leader = None  # still catching up on its new term
+            if loop.time() > deadline:
+                raise ClusterUnavailableError(
+                    f"no leader elected within {self.config.leader_wait_s:g}s")
+            await asyncio.sleep(0.05)
 
     async def ask_peer(self, node_id: str, request: ForwardRequest,
                        timeout_s: float) -> ForwardResponse:
@@ -212,10 +311,12 @@ class ClusterRuntime:
         if info.get("node_id"):
             address = MemberAddress.from_json(info)
             self.addresses[address.node_id] = address
-        for node_id in list(self.addresses):
-            if node_id not in conf.voters and node_id not in conf.learners \
-                    and node_id != self.config.node_id:
+            self.wants_voter[address.node_id] = bool(info.get("wants_voter", False))
+        for node_id in self._previous_members - (conf.voters | conf.learners):
+            if node_id != self.config.node_id:  # removed from the cluster
                 self.addresses.pop(node_id, None)
+                self.wants_voter.pop(node_id, None)
+        self._previous_members = set(conf.voters | conf.learners)
         self._save_addresses()
         self._set_transport_peers()
 
@@ -228,6 +329,13 @@ class ClusterRuntime:
                 continue
             host, _, port = address.peer.rpartition(":")
             transport.set_peer(node_id, host, int(port))
+
+    def has_members(self) -> bool:
+        """Whether this node already knows a configuration (founded, or joined before)."""
+        member = self.member
+        assert member is not None
+        conf = member.status().conf_state
+        return bool(conf.voters or conf.learners)
 
     def learn_addresses(self, addresses: list[MemberAddress]) -> None:
         for address in addresses:

@@ -17,11 +17,12 @@ from aiohttp import web
 from edgelite.auth import Authenticator
 from edgelite.errors import OverloadedError
 from edgelite.protocol import hrana
+from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
 from edgelite.server.admin_api import AdminApi
 from edgelite.server.http_api import EdgeConfig, UserApi
 from edgelite.server.metrics import Metrics
 from edgelite.server.responses import error_response
-from edgelite.server.service import NodeService
+from edgelite.server.service import ClusterService, NodeService
 from edgelite.server.streams import StreamRegistry
 from edgelite.server.ws_api import WsApi
 
@@ -51,13 +52,15 @@ class ServerConfig:
     streams_max: int = 1024
     stored_sql_max: int = 50
     stored_sql_bytes_max: int = 5000
+    default_consistency: str = "strong"
 
 
 class Server:
     def __init__(self, node: NodeService, authenticator: Authenticator,
-                 config: ServerConfig) -> None:
+                 config: ServerConfig, cluster: ClusterService | None = None) -> None:
         self.node = node
         self.config = config
+        self.cluster = cluster
         self.metrics = Metrics(node.applied_indexes)
         self.streams = StreamRegistry(idle_timeout_s=config.stream_idle_timeout_s,
                                       streams_max=config.streams_max,
@@ -66,17 +69,26 @@ class Server:
         limits = hrana.DecodeLimits(statements_max=config.statements_per_request_max)
         self.user_api = UserApi(node, authenticator, self.streams, self.metrics, EdgeConfig(
             namespaces_enabled=config.namespaces_enabled, self_url=config.self_url or None,
-            statements_max=config.statements_per_request_max))
+            statements_max=config.statements_per_request_max,
+            default_consistency=config.default_consistency), cluster)
         self.ws_api = WsApi(node, authenticator, self.metrics,
                             namespaces_enabled=config.namespaces_enabled,
                             message_bytes_max=config.request_bytes_max,
                             streams_max=config.streams_max, limits=limits)
-        self.admin_api = AdminApi(node, self.metrics, self.streams, config.admin_auth_key)
+        self.admin_api = AdminApi(node, self.metrics, self.streams, config.admin_auth_key,
+                                  cluster)
+        if cluster is not None:
+            cluster.serve_forwarded_with(self._serve_forwarded)
         self._in_flight = 0
         self._runners: list[web.AppRunner] = []
         self._reaper: asyncio.Task[None] | None = None
         self.bound_port: int | None = None
         self.bound_admin_port: int | None = None
+
+    async def _serve_forwarded(self, request: ForwardRequest) -> ForwardResponse:
+        if request.kind == "admin":
+            return await self.admin_api.serve_forwarded(request)
+        return await self.user_api.serve_forwarded(request)
 
     def user_app(self) -> web.Application:
         app = web.Application(middlewares=[self._edge_middleware],

@@ -49,6 +49,9 @@ class Metrics:
                               ["code", "namespace"], registry=r)
         self.open_streams = Gauge("edgelite_open_streams", "Open Hrana streams",
                                   ["transport"], registry=r)
+        self.forwarded = Counter("edgelite_forwarded_requests",
+                                 "Requests this node forwarded to another member",
+                                 registry=r)
         self.websocket_connections = Gauge("edgelite_websocket_connections",
                                            "Open WebSocket connections", registry=r)
         r.register(_IndexCollector(indexes))

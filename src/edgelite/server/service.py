@@ -6,12 +6,13 @@ Stream handles are opaque to the server.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana.legacy import LegacyRequest
 from edgelite.protocol.hrana.sql_store import SqlStore
+from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
 
 
 class Executed(Protocol):
@@ -35,6 +36,37 @@ class PipelineRunLike(Protocol):
     def closed(self) -> bool: ...
 
 
+class ClusterService(Protocol):
+    """Reaching other members: forwarding a request to the leader (``target=None``) or to
+    the node that holds a stream. Raises ``ClusterUnavailableError`` when it surely did
+    not arrive and ``OutcomeUnknownError`` when it may have run."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    async def forward(self, request: ForwardRequest,
+                      target: str | None) -> ForwardResponse | None:
+        """``None``: this node became the leader meanwhile; run the request here."""
+        ...
+
+    def serve_forwarded_with(self, handler: Callable[[ForwardRequest],
+                                                     Awaitable[ForwardResponse]]) -> None:
+        """Requests other members forward here go to ``handler``."""
+        ...
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def join(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def add_member(self, body: dict[str, Any]) -> None: ...
+
+    async def remove_member(self, node_id: str) -> None: ...
+
+    async def promote(self, node_id: str) -> None: ...
+
+    async def transfer(self, node_id: str) -> None: ...
+
+
 class NodeService(Protocol):
     def open_stream(self, namespace: str, *, read_only: bool) -> Any:
         """Raises NamespaceNotFoundError / BlockedError."""
@@ -42,12 +74,23 @@ class NodeService(Protocol):
 
     async def close_stream(self, stream: Any) -> None: ...
 
+    def is_autocommit(self, stream: Any) -> bool: ...
+
+
+
     async def pipeline(self, stream: Any, requests: Sequence[m.StreamRequest],
-                       stored_sql: SqlStore) -> Executed: ...
+                       stored_sql: SqlStore, request_id: str = "",
+                       read: Any = None) -> Executed: ...
 
-    async def cursor(self, stream: Any, batch: m.Batch, stored_sql: SqlStore) -> Executed: ...
+    async def cursor(self, stream: Any, batch: m.Batch, stored_sql: SqlStore,
+                     read: Any = None) -> Executed: ...
 
-    async def legacy(self, stream: Any, request: LegacyRequest) -> Executed: ...
+    async def legacy(self, stream: Any, request: LegacyRequest, read: Any = None) -> Executed:
+        ...
+
+    def read_level(self, consistency: str, bookmark: int | None) -> Any:
+        """The value to pass as ``read`` for a consistency level and a bookmark."""
+        ...
 
     def namespaces(self) -> list[str]: ...
 

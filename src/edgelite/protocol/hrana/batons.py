@@ -33,6 +33,7 @@ __all__ = [
     "USED_BATON_MESSAGE",
     "BatonCodec",
     "BatonFields",
+    "baton_node_id",
 ]
 
 INVALID_BATON_MESSAGE: Final = "Received an invalid baton"
@@ -101,6 +102,26 @@ class BatonCodec:
         except UnicodeDecodeError:
             raise BatonError(INVALID_BATON_MESSAGE) from None
         return BatonFields(stream_id, seq, node_id)
+
+
+def baton_node_id(baton: object) -> str | None:
+    """The node a baton says it belongs to, *unverified* (only that node holds the key).
+
+    A cluster uses it to route a request to the node that holds the stream, which then
+    verifies the baton. ``None`` if the baton is not even shaped like one.
+    """
+    raw = _unbase64(baton)
+    if raw is None or len(raw) < _HEADER.size + _MAC_BYTES:
+        return None
+    body = raw[:-_MAC_BYTES]
+    version, _stream_id, _seq, node_length = _HEADER.unpack_from(body)
+    node_bytes = body[_HEADER.size :]
+    if version != _VERSION or len(node_bytes) != node_length:
+        return None
+    try:
+        return node_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 _TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
