@@ -37,6 +37,7 @@ from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana.legacy import LegacyRequest
 from edgelite.protocol.hrana.sql_store import SqlStore
 from edgelite.storage.connection import ConnectionLimits
+from edgelite.storage.content_hash import content_hash
 from edgelite.storage.database import Database, DatabaseConfig
 from edgelite.storage.executor import ResponseBudget
 from edgelite.storage.session import JobOutcome, Program, SqlSession
@@ -321,6 +322,13 @@ class Node:
         config = self.catalog.config(check_namespace_name(source))
         self.catalog.check_create(target)
         await self._propose_catalog(CatalogCommand("fork", source, target, config.to_json()))
+
+    async def namespace_hash(self, name: str) -> dict[str, Any]:
+        """Applied index and content digest of a namespace (replicas must agree)."""
+        check_namespace_name(name)
+        database = self.database(name)
+        index, digest = await asyncio.to_thread(content_hash, database.path)
+        return {"applied_index": index, "hash": digest}
 
     def namespaces(self) -> list[str]:
         return self.catalog.names()

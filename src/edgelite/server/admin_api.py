@@ -55,6 +55,7 @@ class AdminApi:
             ("GET", re.compile(rf"/v1/namespaces/{ns}/config"), self.get_config),
             ("POST", re.compile(rf"/v1/namespaces/{ns}/config"), self.set_config),
             ("GET", re.compile(rf"/v1/namespaces/{ns}/stats"), self.stats),
+            ("GET", re.compile(rf"/v1/namespaces/{ns}/hash"), self.content_hash),
             ("GET", re.compile(r"/v1/diagnostics"), self.diagnostics),
             ("GET", re.compile(r"/v1/cluster"), self.cluster_status),
             ("POST", re.compile(r"/v1/cluster/join"), self.join),
@@ -156,6 +157,9 @@ class AdminApi:
 
     async def stats(self, match: re.Match[str], _body: dict[str, Any]) -> Any:
         return self.node.namespace_stats(match["ns"])
+
+    async def content_hash(self, match: re.Match[str], _body: dict[str, Any]) -> Any:
+        return await self.node.namespace_hash(match["ns"])
 
     async def diagnostics(self, _match: re.Match[str], _body: dict[str, Any]) -> Any:
         return [f"stream {i}: open" for i in range(len(self.streams))]

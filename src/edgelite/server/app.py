@@ -65,7 +65,8 @@ class Server:
         self.streams = StreamRegistry(idle_timeout_s=config.stream_idle_timeout_s,
                                       streams_max=config.streams_max,
                                       stored_sql_max=config.stored_sql_max,
-                                      stored_sql_bytes_max=config.stored_sql_bytes_max)
+                                      stored_sql_bytes_max=config.stored_sql_bytes_max,
+                                      node_id=cluster.node_id if cluster else "")
         limits = hrana.DecodeLimits(statements_max=config.statements_per_request_max)
         self.user_api = UserApi(node, authenticator, self.streams, self.metrics, EdgeConfig(
             namespaces_enabled=config.namespaces_enabled, self_url=config.self_url or None,
@@ -75,6 +76,7 @@ class Server:
                             namespaces_enabled=config.namespaces_enabled,
                             message_bytes_max=config.request_bytes_max,
                             streams_max=config.streams_max, limits=limits)
+        self.ws_api.user_api = self.user_api
         self.admin_api = AdminApi(node, self.metrics, self.streams, config.admin_auth_key,
                                   cluster)
         if cluster is not None:

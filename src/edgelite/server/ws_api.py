@@ -18,11 +18,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from edgelite.auth import Access, Authenticator, Identity
-from edgelite.errors import AuthenticationError, EdgeliteError, ProtocolError
+from edgelite.errors import AuthenticationError, EdgeliteError, NotLeaderError, ProtocolError
 from edgelite.protocol import hrana
 from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana import ws_messages as wm
 from edgelite.protocol.hrana import ws_session as wss
+from edgelite.server.http_api import Call, UserApi
 from edgelite.server.metrics import Metrics
 from edgelite.server.namespaces import namespace_for
 from edgelite.server.responses import error_response
@@ -43,6 +44,7 @@ class WsApi:
         self.streams_max = streams_max
         self.limits = limits
         self.sockets: set[web.WebSocketResponse] = set()
+        self.user_api: UserApi | None = None  # set by Server: proxies streams to the leader
 
     async def close_all(self) -> None:
         """Server shutdown: close every socket (1001 going away); streams roll back."""
@@ -67,7 +69,8 @@ class WsApi:
         await socket.prepare(request)
         connection = _Connection(self, socket, namespace,
                                  wss.WsSession(subprotocol, streams_max=self.streams_max,
-                                               limits=self.limits))
+                                               limits=self.limits),
+                                 request.headers.get("x-edgelite-consistency"))
         self.metrics.websocket_connections.inc()
         self.sockets.add(socket)
         try:
@@ -81,8 +84,10 @@ class WsApi:
 
 class _Connection:
     def __init__(self, api: WsApi, socket: web.WebSocketResponse, namespace: str,
-                 session: wss.WsSession) -> None:
+                 session: wss.WsSession, consistency: str | None) -> None:
         self.api = api
+        self.consistency = (consistency or "").strip().lower() or None
+        self.remote: dict[int, str | None] = {}  # streams proxied to the leader: baton
         self.node = api.node
         self.socket = socket
         self.namespace = namespace
@@ -172,6 +177,10 @@ class _Connection:
         if isinstance(request, wm.OpenStreamRequest):
             return await self.open_stream(request.stream_id)
         if isinstance(request, wm.CloseStreamRequest):
+            if request.stream_id in self.remote:
+                if self.remote[request.stream_id] is not None:
+                    await self.remote_request(request.stream_id, m.CloseRequest())
+                self.remote.pop(request.stream_id, None)
             handle = self.handles.pop(request.stream_id, None)
             if handle is not None:
                 await self.node.close_stream(handle)
@@ -214,11 +223,47 @@ class _Connection:
         return wm.OpenCursorResponse()
 
     async def stream_request(self, request: Any) -> Any:
-        handle = self.handles[request.stream_id]
-        executed = await self.node.pipeline(handle, [_as_stream_request(request)],
-                                            hrana.SqlStore(count_max=0))
+        stream_id = request.stream_id
+        if stream_id in self.remote:
+            return await self.remote_request(stream_id, _as_stream_request(request))
+        handle = self.handles[stream_id]
+        user_api = self.api.user_api
+        try:
+            executed = await self.node.pipeline(
+                handle, [_as_stream_request(request)], hrana.SqlStore(count_max=0),
+                read=self.node.read_level(self._level(), None))
+        except NotLeaderError:
+            if user_api is None or user_api.cluster is None \
+                    or not self.node.is_autocommit(handle):
+                raise
+            # A write on a follower: from now on this stream lives on the leader.
+            await self.node.close_stream(self.handles.pop(stream_id))
+            self.remote[stream_id] = None
+            return await self.remote_request(stream_id, _as_stream_request(request))
         result = executed.value.results[0]
         self.api.metrics.observe_results(self.namespace, [result])
+        if isinstance(result, m.StreamResultError):
+            raise EdgeliteError(result.error.message, code=result.error.code or "UNKNOWN")
+        return result.response
+
+    def _level(self) -> str:
+        user_api = self.api.user_api
+        default = user_api.config.default_consistency if user_api else "strong"
+        return self.consistency or default
+
+    async def remote_request(self, stream_id: int, request: m.StreamRequest) -> Any:
+        """Run one request of a proxied stream as a pipeline on the leader's stream."""
+        user_api = self.api.user_api
+        assert user_api is not None and self.identity is not None
+        body = hrana.encode_pipeline_request(m.PipelineRequest(
+            baton=self.remote.get(stream_id), requests=[request]))
+        call = Call("v3", self.namespace, self.identity, self._level(), None, "")
+        reply = await user_api.serve(call, body)
+        if reply.status != 200:
+            raise EdgeliteError(_error_text(reply.body), code="PROXY_ERROR")
+        response = hrana.decode_pipeline_response(reply.body)
+        self.remote[stream_id] = response.baton
+        result = response.results[0]
         if isinstance(result, m.StreamResultError):
             raise EdgeliteError(result.error.message, code=result.error.code or "UNKNOWN")
         return result.response
@@ -226,10 +271,20 @@ class _Connection:
     async def shutdown(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+        for stream_id, baton in list(self.remote.items()):
+            if baton is not None:
+                with contextlib.suppress(Exception):
+                    await self.remote_request(stream_id, m.CloseRequest())
+        self.remote.clear()
         for handle in self.handles.values():
             with contextlib.suppress(Exception):
                 await self.node.close_stream(handle)
         self.handles.clear()
+
+
+def _error_text(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")[:300]
+    return f"the leader refused a forwarded request: {text}"
 
 
 def _stream_of(request: Any, cursor_streams: dict[int, int]) -> int | None:
