@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,23 +23,50 @@ WRITER = Path(__file__).with_name("crash_writer.py")
 KILL_ROUNDS = 6
 
 
-def _start(directory: Path, seed: int, *prefix: str, mode: str = "") -> subprocess.Popen[str]:
-    command = [*prefix, sys.executable, str(WRITER), str(directory), str(seed)]
-    if mode:
-        command.append(mode)
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+class Writer:
+    """A running crash_writer.py. Its stderr goes to a temporary file, not a pipe: a pipe
+    nobody reads while we wait for stdout lines could fill up and stall it."""
 
+    def __init__(self, directory: Path, seed: int, *prefix: str, mode: str = "") -> None:
+        command = [*prefix, sys.executable, str(WRITER), str(directory), str(seed)]
+        if mode:
+            command.append(mode)
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by finish()
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.errors,
+                                        text=True)
+        self.pid = self.process.pid
 
-def _until_first_ack(process: subprocess.Popen[str]) -> str:
-    """The writer's output up to its first ACK line (it is running and has synced)."""
-    assert process.stdout is not None
-    lines = ""
-    while not lines.startswith("ACK") and "\nACK" not in lines:
-        line = process.stdout.readline()
-        assert line, f"writer ended: {process.communicate(timeout=60)[1]}"
-        lines += line
-    return lines
+    def until_ack(self) -> str:
+        """Output up to and including the next ACK line."""
+        assert self.process.stdout is not None
+        lines = ""
+        while not lines.startswith("ACK") and "\nACK" not in lines:
+            line = self.process.stdout.readline()
+            assert line, f"writer ended: {self.finish()[1]}"
+            lines += line
+        return lines
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+
+    def finish(self) -> tuple[str, str]:
+        """The rest of stdout and all of stderr once the writer has ended (read through
+        the same buffered stream as ``until_ack``, so no line is lost)."""
+        assert self.process.stdout is not None
+        if self.errors.closed:
+            return "", ""
+        out = self.process.stdout.read()
+        self.process.wait(timeout=60)
+        self.process.stdout.close()
+        self.errors.seek(0)
+        errors = self.errors.read()
+        self.errors.close()
+        return out, errors
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
 
 
 def _acks(output: str) -> list[tuple[int, int, int]]:
@@ -80,14 +108,14 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
     best: tuple[int, int, int] | None = None
     total_acks = 0
     for _ in range(KILL_ROUNDS):
-        process = _start(directory, rng.randrange(1 << 30))
+        writer = Writer(directory, rng.randrange(1 << 30))
         try:
-            first_lines = _until_first_ack(process)
+            first_lines = writer.until_ack()
             time.sleep(rng.uniform(0.0, 0.3))
         finally:
-            process.send_signal(signal.SIGKILL)
-            rest, errors = process.communicate(timeout=60)
-        assert process.returncode == -signal.SIGKILL, errors
+            writer.kill()
+            rest, errors = writer.finish()
+        assert writer.returncode == -signal.SIGKILL, errors
         acks = _acks(first_lines + rest)
         total_acks += len(acks)
         best = acks[-1]
@@ -116,11 +144,11 @@ def fiu_run() -> str:
 
 
 def test_failed_fdatasync_is_never_acknowledged(tmp_path: Path, fiu_run: str) -> None:
-    process = _start(tmp_path / "log", 0, fiu_run, "-x", "-c", FAULT,
-                     mode="expect-sync-failure")
-    out, errors = process.communicate(timeout=120)
+    writer = Writer(tmp_path / "log", 0, fiu_run, "-x", "-c", FAULT,
+                    mode="expect-sync-failure")
+    out, errors = writer.finish()
     lines = out.splitlines()
-    assert process.returncode == 0, errors
+    assert writer.returncode == 0, errors
     assert len(lines) == 3 and all(line.startswith("REFUSED") for line in lines), out
     assert "fdatasync" in lines[0] and "failed earlier" in lines[1] + lines[2]
 
@@ -128,16 +156,15 @@ def test_failed_fdatasync_is_never_acknowledged(tmp_path: Path, fiu_run: str) ->
 def test_fdatasync_failing_while_running_stops_acknowledgements(tmp_path: Path,
                                                                 fiu_run: str) -> None:
     directory = tmp_path / "log"
-    process = _start(directory, 7, fiu_run, "-x")
+    writer = Writer(directory, 7, fiu_run, "-x")
     try:
-        before = "".join(_until_first_ack(process) for _ in range(20))
-        subprocess.run(["fiu-ctrl", "-c", FAULT, str(process.pid)], check=True, timeout=60)
-        out, errors = process.communicate(timeout=120)
+        before = "".join(writer.until_ack() for _ in range(20))
+        subprocess.run(["fiu-ctrl", "-c", FAULT, str(writer.pid)], check=True, timeout=60)
+        out, errors = writer.finish()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode != 0 and "StorageError" in errors and "fdatasync" in errors
+        writer.kill()
+        writer.finish()
+    assert writer.returncode != 0 and "StorageError" in errors and "fdatasync" in errors
     acks = _acks(before + out)
     # Acknowledgements may continue only until the fault is in place, never after the
     # failure; everything acknowledged is on disk.
