@@ -261,3 +261,47 @@ def test_full_restart_keeps_everything(cluster: Cluster) -> None:
     assert converged(cluster) == before
     cluster.execute(leader, "INSERT INTO r(y) VALUES (99)")
     assert cluster.rows(leader, "SELECT max(x) FROM r") == [[11]]
+
+
+def test_cluster_metrics(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    cluster.execute(leader, "CREATE TABLE m(x)")
+    other = follower(cluster)
+    assert cluster.execute(other, "INSERT INTO m VALUES (1)").status_code == 200
+    leader_text = cluster.http.get(leader.url + "/metrics").text
+    assert 'edgelite_raft_role{role="leader"} 1.0' in leader_text
+    for member in cluster.members.values():
+        if member is not leader:
+            assert f'edgelite_raft_peer_lag_entries{{peer="{member.node_id}"}}' in leader_text
+    assert "edgelite_raft_fsync_seconds_count" in leader_text
+    assert 'edgelite_peer_sent_total{peer="' in leader_text
+    follower_text = cluster.http.get(other.url + "/metrics").text
+    assert 'edgelite_raft_role{role="follower"} 1.0' in follower_text
+    assert "edgelite_forwarded_requests_total 1.0" in follower_text
+    assert "edgelite_apply_seconds_count" in follower_text
+
+
+def test_cluster_cli(cluster: Cluster) -> None:
+    import subprocess
+    import sys
+
+    leader = cluster.leader()
+    target = follower(cluster)
+
+    def cli(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "edgelite.cli.main", "cluster",
+                                 "--admin", leader.admin_url, *args],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    table = cli("status")
+    for node_id in cluster.members:
+        assert node_id in table
+    assert "leader" in table
+    assert f"{target.node_id} leads now" in cli("transfer", target.node_id)
+    assert cluster.leader().node_id == target.node_id
+    bad = subprocess.run([sys.executable, "-m", "edgelite.cli.main", "cluster", "--admin",
+                          leader.admin_url, "promote", "nobody"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "not a learner" in bad.stderr

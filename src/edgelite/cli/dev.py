@@ -110,7 +110,7 @@ async def _serve(node: Node, authenticator: Any, config: ServerConfig,
         bootstrap={"dev": ""}))
     await runtime.start()
     await runtime.wait_writable(timeout_s=30)
-    server = Server(node, authenticator, config)
+    server = Server(node, authenticator, config, runtime)
     try:
         await server.start()
     except BaseException:

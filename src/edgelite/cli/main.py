@@ -12,6 +12,7 @@ from edgelite import __version__
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("edgelite.cli.dev", "dev"),
     ("edgelite.cli.serve", "serve"),
+    ("edgelite.cli.cluster", "cluster"),
     ("edgelite.cli.keys", "keygen"),
     ("edgelite.cli.keys", "token"),
     ("edgelite.cli.shell", "shell"),
@@ -26,13 +27,7 @@ def cli() -> None:
 
 def _register() -> None:
     for module_name, attr in _COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # command not built into this checkout
-            raise
-        cli.add_command(getattr(module, attr))
+        cli.add_command(getattr(importlib.import_module(module_name), attr))
 
 
 _register()

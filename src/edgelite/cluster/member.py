@@ -108,6 +108,31 @@ class MemberConfig:
 
 
 @dataclasses.dataclass(slots=True)
+class MemberStats:
+    """Counters for /metrics (read from the loop thread; fsync ones written by the log
+    thread: plain int/float updates, a torn read only skews one scrape)."""
+
+    fsyncs: int = 0
+    fsync_seconds: float = 0.0
+    fsync_seconds_max: float = 0.0
+    applies: int = 0
+    apply_seconds: float = 0.0
+    snapshots_received: int = 0
+    snapshot_chunks_received: int = 0
+    snapshot_chunks_sent: int = 0
+    snapshots_taken: int = 0
+
+    def observe_fsync(self, seconds: float) -> None:
+        self.fsyncs += 1
+        self.fsync_seconds += seconds
+        self.fsync_seconds_max = max(self.fsync_seconds_max, seconds)
+
+    def observe_apply(self, seconds: float) -> None:
+        self.applies += 1
+        self.apply_seconds += seconds
+
+
+@dataclasses.dataclass(slots=True)
 class _Proposal:
     data: bytes
     future: concurrent.futures.Future[int]
@@ -143,6 +168,8 @@ class Member:
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._done: dict[int, BaseException | None] = {}
         self._awaiting_local: dict[int, Entry] = {}
+        self._dispatched_at: dict[int, float] = {}
+        self.stats = MemberStats()
         self._write_gate_index: int | None = None
         self._read_ids = itertools.count(1)
         self._wake = asyncio.Event()
@@ -320,7 +347,8 @@ class Member:
     async def _handle_ready(self, ready: Ready) -> None:
         # 1. Persist, durably when the core needs it, before anything leaves this node.
         assert self._loop is not None
-        await self._loop.run_in_executor(self._log_thread, self._persist, ready)
+        if ready.entries or ready.hard_state or ready.snapshot or ready.snapshot_chunks:
+            await self._loop.run_in_executor(self._log_thread, self._persist, ready)
         if ready.snapshot is not None:
             self.state_machine.install_snapshot(ready.snapshot)
             self._mark_applied_through(ready.snapshot.index)
@@ -346,14 +374,18 @@ class Member:
         """Log thread: chunks, snapshot, entries, hard state; fsync if must_sync."""
         for chunk in ready.snapshot_chunks:
             self.snapshots.write_chunk(chunk.meta, chunk.offset, chunk.data)
+            self.stats.snapshot_chunks_received += 1
         if ready.snapshot is not None:
             self.log.apply_snapshot(ready.snapshot)
+            self.stats.snapshots_received += 1
         if ready.entries:
             self.log.append(ready.entries)
         if ready.hard_state is not None:
             self.log.set_hard_state(ready.hard_state)
         if ready.must_sync:
+            started = time.perf_counter()
             self.log.sync()
+            self.stats.observe_fsync(time.perf_counter() - started)
 
     def _send(self, message: Message) -> None:
         if isinstance(message, rm.InstallSnapshot) and not message.data and message.length:
@@ -366,6 +398,7 @@ class Member:
                 self.raft.report_snapshot_status(message.to_id, False)
                 return
             message = fill_snapshot_chunk(message, data)
+            self.stats.snapshot_chunks_sent += 1
         if not self.transport.send(message.to_id, message):
             self.raft.report_unreachable(message.to_id)
 
@@ -416,6 +449,7 @@ class Member:
         if proposal is not None and _resolve(proposal.future, entry.index):
             self._awaiting_local[entry.index] = entry
             return
+        self._dispatched_at[entry.index] = time.perf_counter()
         self.state_machine.apply(entry, self._done_from_any_thread)
 
     def local_commit_done(self, index: int, error: BaseException | None) -> None:
@@ -440,6 +474,9 @@ class Member:
             loop.call_soon_threadsafe(self._complete, index, error)
 
     def _complete(self, index: int, error: BaseException | None) -> None:
+        started = self._dispatched_at.pop(index, None)
+        if started is not None:
+            self.stats.observe_apply(time.perf_counter() - started)
         if error is not None:
             logger.error("node %s: applying index %d failed: %s", self.node_id, index, error)
         self._done[index] = error

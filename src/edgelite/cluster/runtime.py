@@ -368,6 +368,24 @@ class ClusterRuntime:
                 "voter": self.config.node_id in status.conf_state.voters,
                 "learner": self.config.node_id in status.conf_state.learners}
 
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Numbers for /metrics, gathered at scrape time (empty before start)."""
+        member = self.member
+        if member is None:
+            return {}
+        status = member.status()
+        peers = {node_id: {"match": progress.match,
+                           "lag": max(0, status.commit - progress.match),
+                           "learner": progress.is_learner}
+                 for node_id, progress in status.progress if node_id != self.node_id}
+        transport = self.transport
+        peer_counters = transport.peer_metrics() if hasattr(transport, "peer_metrics") else {}
+        return {"node_id": self.node_id, "role": status.role.value, "term": status.term,
+                "commit_index": status.commit, "applied_index": member.applied_index,
+                "leader_changes": member.leader_changes,
+                "stats": dataclasses.asdict(member.stats), "peers": peers,
+                "transport": peer_counters}
+
     @property
     def is_leader(self) -> bool:
         return self.member is not None and self.member.role is Role.LEADER

@@ -61,7 +61,8 @@ class Server:
         self.node = node
         self.config = config
         self.cluster = cluster
-        self.metrics = Metrics(node.applied_indexes)
+        self.metrics = Metrics(node.applied_indexes,
+                               cluster.metrics_snapshot if cluster is not None else None)
         self.streams = StreamRegistry(idle_timeout_s=config.stream_idle_timeout_s,
                                       streams_max=config.streams_max,
                                       stored_sql_max=config.stored_sql_max,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from edgelite.protocol.hrana import messages as m
@@ -32,8 +32,79 @@ class _IndexCollector(Collector):
         yield family
 
 
+class _ClusterCollector(Collector):
+    """Raft and transport numbers, read from the member at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterable[Any]:
+        return []  # names vary with the peers; collected fresh at each scrape
+
+    def collect(self) -> Iterable[Any]:
+        data = self._snapshot()
+        if not data:  # the member is not running yet
+            return
+        stats = data["stats"]
+        gauges = [
+            ("edgelite_raft_term", "Current Raft term", data["term"]),
+            ("edgelite_raft_commit_index", "Highest index known committed",
+             data["commit_index"]),
+            ("edgelite_raft_applied_index", "Highest index applied on this node",
+             data["applied_index"]),
+            ("edgelite_raft_fsync_seconds_max", "Slowest log fsync so far",
+             stats["fsync_seconds_max"]),
+        ]
+        for name, documentation, value in gauges:
+            yield GaugeMetricFamily(name, documentation, value=value)
+        role = GaugeMetricFamily("edgelite_raft_role", "1 for this node's current role",
+                                 labels=["role"])
+        for candidate in ("leader", "follower", "candidate", "pre-candidate"):
+            role.add_metric([candidate], 1 if data["role"] == candidate else 0)
+        yield role
+        counters = [
+            ("edgelite_raft_leader_changes", "Times the known leader changed",
+             data["leader_changes"]),
+            ("edgelite_raft_snapshots_received", "Snapshots installed from a leader",
+             stats["snapshots_received"]),
+            ("edgelite_raft_snapshot_chunks_sent", "Snapshot chunks sent to followers",
+             stats["snapshot_chunks_sent"]),
+            ("edgelite_raft_snapshot_chunks_received", "Snapshot chunks received",
+             stats["snapshot_chunks_received"]),
+            ("edgelite_raft_snapshots_taken", "Snapshots this node took",
+             stats["snapshots_taken"]),
+        ]
+        for name, documentation, value in counters:
+            yield CounterMetricFamily(name, documentation, value=value)
+        yield SummaryMetricFamily("edgelite_raft_fsync_seconds", "Raft log fsync latency",
+                                  count_value=stats["fsyncs"], sum_value=stats["fsync_seconds"])
+        yield SummaryMetricFamily("edgelite_apply_seconds",
+                                  "Time from commit to applied, per entry",
+                                  count_value=stats["applies"], sum_value=stats["apply_seconds"])
+        lag = GaugeMetricFamily("edgelite_raft_peer_lag_entries",
+                                "Entries a follower is behind the leader's commit (leader)",
+                                labels=["peer"])
+        for peer, progress in sorted(data["peers"].items()):
+            lag.add_metric([peer], progress["lag"])
+        yield lag
+        yield from _transport_families(data["transport"])
+
+
+def _transport_families(peers: dict[str, dict[str, int]]) -> Iterable[Any]:
+    names = sorted({key for counters in peers.values() for key in counters})
+    for key in names:
+        family = CounterMetricFamily(f"edgelite_peer_{key}", f"Peer transport: {key}",
+                                     labels=["peer"])
+        for peer, counters in sorted(peers.items()):
+            value = counters.get(key)
+            if isinstance(value, int | float):
+                family.add_metric([peer], value)
+        yield family
+
+
 class Metrics:
-    def __init__(self, indexes: Callable[[], Iterable[tuple[str, int]]]) -> None:
+    def __init__(self, indexes: Callable[[], Iterable[tuple[str, int]]],
+                 cluster: Callable[[], dict[str, Any]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("edgelite_http_requests", "HTTP requests served",
@@ -55,6 +126,8 @@ class Metrics:
         self.websocket_connections = Gauge("edgelite_websocket_connections",
                                            "Open WebSocket connections", registry=r)
         r.register(_IndexCollector(indexes))
+        if cluster is not None:
+            r.register(_ClusterCollector(cluster))
         self._children: dict[tuple[object, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
