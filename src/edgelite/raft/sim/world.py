@@ -43,7 +43,7 @@ class SimOptions:
     voters: int = 3
     steps: int = 400
     verbose: bool = False
-    liveness_bound_ticks: int = 200
+    liveness_bound_ticks: int = 300
     send_before_persist_bug: bool = False
     local_reads_bug: bool = False
 
