@@ -35,7 +35,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,9 +43,9 @@ import apsw  # noqa: E402
 import httpx  # noqa: E402
 import libsql_client  # noqa: E402
 import websockets.sync.client as ws_sync  # noqa: E402
+from tests.support.processes import start_server  # noqa: E402
 
 import edgelite  # noqa: E402
-from tests.support.processes import start_server  # noqa: E402
 
 ROWS = 1000
 QUERY = "SELECT v FROM kv WHERE k = ?"
@@ -56,21 +55,32 @@ def keys(count: int) -> list[int]:
     return [(i % ROWS) + 1 for i in range(count)]
 
 
-def measure(run: Callable[[list[int]], None], queries: int, rounds: int) -> tuple[float, float]:
-    """(wall µs/query, client CPU µs/query), medians over ``rounds``."""
-    run(keys(min(200, queries)))  # warm-up: connections, caches
-    walls, cpus = [], []
-    for _ in range(rounds):
-        batch = keys(queries)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        run(batch)
-        walls.append((time.perf_counter() - wall0) / queries * 1e6)
-        cpus.append((time.process_time() - cpu0) / queries * 1e6)
-    return statistics.median(walls), statistics.median(cpus)
+def measure(cases: dict[str, Callable[[list[int]], None]], queries: int,
+            rounds: int) -> dict[str, tuple[float, float]]:
+    """(wall µs/query, client CPU µs/query) per case, medians over ``rounds``.
+
+    Rounds interleave the cases (every case once per round), so a slow spell of the
+    machine hits all of them rather than one.
+    """
+    for run in cases.values():
+        run(keys(min(200, queries)))  # warm-up: connections, caches
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
+    batch = keys(queries)
+    for round_number in range(rounds):
+        for name, run in cases.items():
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            run(batch)
+            walls[name].append((time.perf_counter() - wall0) / queries * 1e6)
+            cpus[name].append((time.process_time() - cpu0) / queries * 1e6)
+        print(f"  round {round_number + 1}/{rounds} done", file=sys.stderr)
+    return {name: (statistics.median(walls[name]), statistics.median(cpus[name]))
+            for name in cases}
 
 
-def apsw_case(path: Path) -> Callable[[list[int]], None]:
+def apsw_case(path: Path, closers: list[Callable[[], None]]) -> Callable[[list[int]], None]:
     db = apsw.Connection(str(path))
+    closers.append(db.close)
     cursor = db.cursor()
 
     def run(batch: list[int]) -> None:
@@ -79,16 +89,24 @@ def apsw_case(path: Path) -> Callable[[list[int]], None]:
     return run
 
 
-def dbapi_case(connection: edgelite.Connection) -> Callable[[list[int]], None]:
+def dbapi_case(connection: edgelite.Connection,
+               closers: list[Callable[[], None]]) -> Callable[[list[int]], None]:
+    closers.append(connection.close)
+
     def run(batch: list[int]) -> None:
         for k in batch:
             connection.execute(QUERY, (k,)).fetchall()
     return run
 
 
-def aio_case(url: str) -> Callable[[list[int]], None]:
+def aio_case(url: str, closers: list[Callable[[], None]]) -> Callable[[list[int]], None]:
     loop = asyncio.new_event_loop()
     connection = loop.run_until_complete(edgelite.aio.connect(url))
+
+    def close() -> None:
+        loop.run_until_complete(connection.close())
+        loop.close()
+    closers.append(close)
 
     async def queries(batch: list[int]) -> None:
         for k in batch:
@@ -100,21 +118,23 @@ def aio_case(url: str) -> Callable[[list[int]], None]:
     return run
 
 
-def raw_http_case(url: str) -> Callable[[list[int]], None]:
+def raw_http_case(url: str, closers: list[Callable[[], None]]) -> Callable[[list[int]], None]:
     client = httpx.Client()
+    closers.append(client.close)
 
     def run(batch: list[int]) -> None:
         for k in batch:
-            body = ('{"requests":[{"type":"execute","stmt":{"sql":"%s","args":[{"type":'
-                    '"integer","value":"%d"}]}},{"type":"close"}]}' % (QUERY, k))
+            body = (f'{{"requests":[{{"type":"execute","stmt":{{"sql":"{QUERY}","args":'
+                    f'[{{"type":"integer","value":"{k}"}}]}}}},{{"type":"close"}}]}}')
             response = client.post(url + "/v3/pipeline", content=body,
                                    headers={"content-type": "application/json"})
             json.loads(response.content)["results"][0]["response"]["result"]["rows"]
     return run
 
 
-def raw_ws_case(url: str) -> Callable[[list[int]], None]:
+def raw_ws_case(url: str, closers: list[Callable[[], None]]) -> Callable[[list[int]], None]:
     socket = ws_sync.connect(url, subprotocols=["hrana3"], compression=None, legacy=True)
+    closers.append(socket.close)
     socket.send('{"type":"hello","jwt":null}')
     socket.recv()
     socket.send('{"type":"request","request_id":0,"request":{"type":"open_stream",'
@@ -123,19 +143,22 @@ def raw_ws_case(url: str) -> Callable[[list[int]], None]:
 
     def run(batch: list[int]) -> None:
         for k in batch:
-            socket.send('{"type":"request","request_id":1,"request":{"type":"execute",'
-                        '"stream_id":0,"stmt":{"sql":"%s","args":[{"type":"integer",'
-                        '"value":"%d"}]}}}' % (QUERY, k))
+            socket.send(f'{{"type":"request","request_id":1,"request":{{"type":"execute",'
+                        f'"stream_id":0,"stmt":{{"sql":"{QUERY}","args":[{{"type":'
+                        f'"integer","value":"{k}"}}]}}}}}}')
             json.loads(socket.recv())["response"]["result"]["rows"]
     return run
 
 
-def libsql_client_case(url: str) -> Callable[[list[int]], None]:
+def libsql_client_case(url: str,
+                       closers: list[Callable[[], None]]) -> Callable[[list[int]], None]:
     client = libsql_client.create_client_sync(url)
+    closers.append(client.close)
 
     def run(batch: list[int]) -> None:
         for k in batch:
-            client.execute(QUERY, [k]).rows
+            rows = client.execute(QUERY, [k]).rows
+            assert len(rows) == 1
     return run
 
 
@@ -178,33 +201,28 @@ def main() -> None:
     options = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="edgelite-client-bench-"))
     server = start_server(directory, name="bench")
+    closers: list[Callable[[], None]] = []
     try:
         local = prepare(server.url, directory)
-        connections = {
-            "edgelite local": edgelite.connect(str(local)),
-            "edgelite http": edgelite.connect(server.url),
-            "edgelite ws": edgelite.connect(server.ws_url),
-        }
         cases: dict[str, Callable[[list[int]], None]] = {
-            "apsw": apsw_case(local),
-            "edgelite local": dbapi_case(connections["edgelite local"]),
-            "raw httpx": raw_http_case(server.url),
-            "edgelite http": dbapi_case(connections["edgelite http"]),
-            "edgelite aio http": aio_case(server.url),
-            "raw websocket": raw_ws_case(server.ws_url),
-            "edgelite ws": dbapi_case(connections["edgelite ws"]),
-            "libsql-client ws": libsql_client_case(server.ws_url),
-            "libsql-client http": libsql_client_case(server.url),
+            "apsw": apsw_case(local, closers),
+            "edgelite local": dbapi_case(edgelite.connect(str(local)), closers),
+            "raw httpx": raw_http_case(server.url, closers),
+            "edgelite http": dbapi_case(edgelite.connect(server.url), closers),
+            "edgelite aio http": aio_case(server.url, closers),
+            "raw websocket": raw_ws_case(server.ws_url, closers),
+            "edgelite ws": dbapi_case(edgelite.connect(server.ws_url), closers),
+            "libsql-client ws": libsql_client_case(server.ws_url, closers),
+            "libsql-client http": libsql_client_case(server.url, closers),
         }
-        results: dict[str, Any] = {}
-        for name, run in cases.items():
-            results[name] = measure(run, options.queries, options.rounds)
-            print(f"  measured {name}", file=sys.stderr)
+        results = measure(cases, options.queries, options.rounds)
         print(f"point query, {options.queries} queries x {options.rounds} rounds, "
               f"median per round (Python {sys.version.split()[0]}, "
               f"SQLite {apsw.sqlite_lib_version()})\n")
         report(results)
     finally:
+        for close in reversed(closers):
+            close()
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
 

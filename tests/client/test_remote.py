@@ -184,3 +184,22 @@ def test_wrong_path_is_not_found(server: ServerProcess) -> None:
     with pytest.raises(edgelite.OperationalError, match="not found"):
         conn.execute("SELECT 1")
     conn.close()
+
+
+@pytest.mark.parametrize("transport", REMOTE)
+def test_unclosed_connection_does_not_block_exit(server: ServerProcess, transport: str,
+                                                 table: str) -> None:
+    """A script that never calls close() (like two of the seed snippets) still exits."""
+    url = remote_url(server, transport)
+    script = (f"import edgelite\nconn = edgelite.connect({url!r})\n"
+              f"conn.execute('CREATE TABLE {table} (v)')\n"
+              f"conn.execute('INSERT INTO {table} VALUES (1)')\n")  # left uncommitted
+    completed = subprocess.run([sys.executable, "-W", "error", "-c", script],
+                               capture_output=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr.decode()[-2000:]
+    if transport == "ws":  # the socket is gone, so the server rolled back at once
+        conn = edgelite.connect(url)
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        conn.execute(f"INSERT INTO {table} VALUES (2)")
+        conn.commit()
+        conn.close()

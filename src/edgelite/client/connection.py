@@ -75,12 +75,13 @@ class Connection:
 
     def __del__(self) -> None:
         # An unclosed connection still releases its sockets (the server rolls back an
-        # open transaction when its stream goes). No round trip from a finaliser.
+        # open transaction when its stream goes). No round trip, nothing that waits.
         session = getattr(self, "_session", None)
         if session is not None and not session.closed:
             session.closed = True
             with contextlib.suppress(Exception):
-                self._transport.close()
+                release = getattr(self._transport, "abort", self._transport.close)
+                release()
 
     def execute(self, sql: str, parameters: Any = ()) -> Cursor:
         return self.cursor().execute(sql, parameters)

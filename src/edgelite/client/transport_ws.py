@@ -11,6 +11,8 @@ retried on a new socket; once a frame went out the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket as stdlib_socket
 import ssl
 from collections.abc import Mapping
 from typing import Any, Final
@@ -162,6 +164,18 @@ class WsTransport:
 
     def close(self) -> None:
         self._drop()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without the closing handshake (for finalisers: at
+        interpreter exit the library's reader thread can no longer run, and a graceful
+        close would wait for it forever)."""
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            raw = socket.socket
+            with contextlib.suppress(OSError):
+                raw.shutdown(stdlib_socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                raw.close()
 
 
 class AsyncWsTransport:
