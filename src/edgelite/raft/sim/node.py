@@ -119,7 +119,6 @@ class SimNode:
         self.role = Role.FOLLOWER
         self.commit = 0
         self.read_waits: dict[bytes, int] = {}
-        self.served_reads: dict[bytes, tuple[int, str | None]] = {}
         self.incarnation = 0
         self.snapshot_seq = 0
         # Only the "app bug" variant in the tests turns this off.

@@ -177,7 +177,8 @@ class World:
             self.conf_indexes.add(index)
             self.count("conf_change_committed")
         removal = cc.kind in (ConfChangeKind.REMOVE_VOTER, ConfChangeKind.REMOVE_LEARNER)
-        if removal and cc.node_id not in self.retire_at:
+        # (An invalid change is applied as a no-op: only retire nodes really gone.)
+        if removal and cc.node_id not in node.conf.members and cc.node_id not in self.retire_at:
             # Keep it running a while: a removed node must not disrupt the others.
             self.retire_at[cc.node_id] = self.now + 3 * self.profile.tuning.election_timeout_ticks
             self.log(f"{cc.node_id} removed (applied at {node.node_id}); retires later")
