@@ -118,6 +118,11 @@ SETTINGS: tuple[Setting, ...] = (
             "unknown.", 0.1),
     Setting("forward_timeout_s", float, 15.0, "s",
             "How long a follower waits for the leader to answer a forwarded request.", 0.1),
+    Setting("snapshot_entries", int, 10_000, "entries",
+            "Take a snapshot (and compact the Raft log) every this many applied entries.", 10),
+    Setting("snapshot_trailing_entries", int, 1_000, "entries",
+            "Entries kept in the log behind a snapshot, so briefly lagging followers catch "
+            "up from the log rather than by snapshot.", 0),
     Setting("leader_wait_s", float, 5.0, "s",
             "How long a request waits for an election to finish before failing.", 0.0),
     # --- auth ----------------------------------------------------------------------------

@@ -107,7 +107,8 @@ async def _serve(node: Node, authenticator: Any, config: ServerConfig,
     runtime = ClusterRuntime(node, RuntimeConfig(
         node_id="dev", data_dir=_cluster_dir(options),
         self_address=MemberAddress("dev", http_url=f"http://{config.host}:{config.port}"),
-        bootstrap={"dev": ""}))
+        bootstrap={"dev": ""}, snapshot_entries=settings.load()["snapshot_entries"],
+        snapshot_trailing_entries=settings.load()["snapshot_trailing_entries"]))
     await runtime.start()
     await runtime.wait_writable(timeout_s=30)
     server = Server(node, authenticator, config, runtime)

@@ -128,7 +128,9 @@ def _build(options: dict[str, Any]) -> tuple[ClusterRuntime, Server]:
         tick_interval_s=values["tick_interval_ms"] / 1000,
         election_timeout_ticks=values["election_timeout_ticks"],
         commit_timeout_s=values["commit_timeout_s"],
-        forward_timeout_s=values["forward_timeout_s"], leader_wait_s=values["leader_wait_s"]))
+        forward_timeout_s=values["forward_timeout_s"], leader_wait_s=values["leader_wait_s"],
+        snapshot_entries=values["snapshot_entries"],
+        snapshot_trailing_entries=values["snapshot_trailing_entries"]))
     authenticator = build_authenticator(jwt_key_file=options["auth_jwt_key_file"],
                                         leeway_s=values["jwt_leeway_s"])
     server = Server(node, authenticator, ServerConfig(

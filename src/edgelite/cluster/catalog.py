@@ -80,6 +80,23 @@ class Catalog:
             db_file.parent.mkdir(parents=True, exist_ok=True)
             self._configs = {DEFAULT_NAMESPACE: NamespaceConfig()}
 
+    def reopen(self) -> None:
+        """After the files were replaced (a snapshot install): read the catalog again."""
+        if self.data_dir is None:
+            return
+        if self._store is not None:
+            self._store.close()
+        self._store = CatalogStore(self.data_dir / "_system.db")
+        self._store.put(0, DEFAULT_NAMESPACE, {}, created=True)
+        self._load()
+        for name in self._configs:
+            self._directory(name).mkdir(exist_ok=True)
+        self._remove_orphans()
+
+    @property
+    def store_path(self) -> Path | None:
+        return self.data_dir / "_system.db" if self.data_dir is not None else None
+
     def _load(self) -> None:
         assert self._store is not None
         self._configs = {name: NamespaceConfig.from_json(config)

@@ -80,10 +80,14 @@ class Transport(Protocol):
 
 
 class SnapshotSource(Protocol):
-    """Snapshot bytes for chunks: the leader reads, a follower writes."""
+    """Snapshot bytes for chunks: the leader reads, a follower writes; then (log thread)
+    the follower installs the files before the log is replaced, and is told when the log
+    has been."""
 
     def read_chunk(self, snapshot_id: str, offset: int, length: int) -> bytes: ...
     def write_chunk(self, meta: SnapshotMeta, offset: int, data: bytes) -> None: ...
+    def install(self, meta: SnapshotMeta) -> None: ...
+    def installed(self, meta: SnapshotMeta) -> None: ...
 
 
 class StateMachine(Protocol):
@@ -96,7 +100,6 @@ class StateMachine(Protocol):
     async def apply_barrier(self, entry: Entry) -> None: ...
     def set_leader(self, accepting_writes: bool) -> None: ...
     def on_membership(self, conf: ConfState, context: bytes) -> None: ...
-    def install_snapshot(self, meta: SnapshotMeta) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,6 +173,9 @@ class Member:
         self._awaiting_local: dict[int, Entry] = {}
         self._dispatched_at: dict[int, float] = {}
         self.stats = MemberStats()
+        status = self.raft.status()
+        self._conf_history: list[tuple[int, ConfState]] = [
+            (raft_config.applied, status.conf_state)]
         self._write_gate_index: int | None = None
         self._read_ids = itertools.count(1)
         self._wake = asyncio.Event()
@@ -273,6 +279,22 @@ class Member:
 
     def report_snapshot(self, meta: SnapshotMeta) -> None:
         self.raft.report_snapshot(meta)
+        self._conf_history = [(i, c) for i, c in self._conf_history if i >= meta.index] or \
+            [(meta.index, meta.conf_state)]
+
+    def conf_at(self, index: int) -> ConfState:
+        """The configuration in force at ``index`` (for a snapshot's metadata)."""
+        conf = self._conf_history[0][1]
+        for at, changed in self._conf_history:
+            if at > index:
+                break
+            conf = changed
+        return conf
+
+    async def run_on_log_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a log-store write on the log thread, in order with the Ready loop's."""
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._log_thread, function, *args)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -350,7 +372,7 @@ class Member:
         if ready.entries or ready.hard_state or ready.snapshot or ready.snapshot_chunks:
             await self._loop.run_in_executor(self._log_thread, self._persist, ready)
         if ready.snapshot is not None:
-            self.state_machine.install_snapshot(ready.snapshot)
+            self._conf_history = [(ready.snapshot.index, ready.snapshot.conf_state)]
             self._mark_applied_through(ready.snapshot.index)
         # 2. Send.
         for message in ready.messages:
@@ -376,7 +398,9 @@ class Member:
             self.snapshots.write_chunk(chunk.meta, chunk.offset, chunk.data)
             self.stats.snapshot_chunks_received += 1
         if ready.snapshot is not None:
+            self.snapshots.install(ready.snapshot)
             self.log.apply_snapshot(ready.snapshot)
+            self.snapshots.installed(ready.snapshot)
             self.stats.snapshots_received += 1
         if ready.entries:
             self.log.append(ready.entries)
@@ -412,6 +436,7 @@ class Member:
         if entry.kind is EntryKind.CONF_CHANGE:
             change = decode_conf_change(entry.data)
             conf = self.raft.apply_conf_change(change)
+            self._conf_history.append((entry.index, conf))
             self.state_machine.on_membership(conf, change.context)
             self._complete(entry.index, None)
             if proposal is not None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,7 @@ from edgelite.storage.content_hash import content_hash
 from edgelite.storage.database import Database, DatabaseConfig
 from edgelite.storage.executor import ResponseBudget
 from edgelite.storage.session import JobOutcome, Program, SqlSession
+from edgelite.storage.snapshot_files import backup_file
 from edgelite.storage.statements import Kind
 
 if TYPE_CHECKING:
@@ -323,6 +326,36 @@ class Node:
         self.catalog.check_create(target)
         await self._propose_catalog(CatalogCommand("fork", source, target, config.to_json()))
 
+    # --- snapshots ------------------------------------------------------------------------
+
+    def copy_files_into(self, path_for: Callable[[str], Path]) -> None:
+        """Copy the catalog and every database (one consistent copy each)."""
+        store = self.catalog.store_path
+        if store is not None:
+            backup_file(store, path_for("catalog.db"))
+        for name in self.catalog.names():
+            path = self.catalog.path(name)
+            if path.exists():
+                backup_file(path, path_for(f"ns-{name}.db"))
+
+    def install_files(self, snapshot: Any) -> None:
+        """Replace every database by the snapshot's copies (log thread; see snapshots)."""
+        with self._lock:
+            databases, self._databases = list(self._databases.values()), {}
+        for database in databases:
+            database.close()
+        names = {f.name for f in snapshot.files}
+        store = self.catalog.store_path
+        if store is not None and "catalog.db" in names:
+            self.catalog.close()
+            _replace_file(snapshot.path("catalog.db"), store)
+            self.catalog.reopen()
+        for file_name in sorted(names):
+            if file_name.startswith("ns-") and file_name.endswith(".db"):
+                name = file_name[3:-3]
+                if self.catalog.exists(name):
+                    _replace_file(snapshot.path(file_name), self.catalog.path(name))
+
     async def namespace_hash(self, name: str) -> dict[str, Any]:
         """Applied index and content digest of a namespace (replicas must agree)."""
         check_namespace_name(name)
@@ -364,6 +397,25 @@ def build_node(values: Mapping[str, Any], *, data_dir: Path | None,
         txn_timeout_s=values["txn_timeout_s"])
     return Node(Catalog(data_dir, db_file), db_config,
                 RequestLimits(values["response_bytes_max"], values["rows_per_response_max"]))
+
+
+def _replace_file(source: Path, target: Path) -> None:
+    """Copy ``source`` over the SQLite file ``target`` durably (its WAL goes with it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("-wal", "-shm"):
+        stale = target.with_name(target.name + suffix)
+        if stale.exists():
+            stale.unlink()
+    temporary = target.with_name(target.name + ".installing")
+    shutil.copyfile(source, temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _add(stats: NamespaceStats, result: m.StmtResult) -> None:

@@ -26,6 +26,7 @@ from edgelite.cluster import membership
 from edgelite.cluster.addresses import MemberAddress
 from edgelite.cluster.member import Member, MemberConfig
 from edgelite.cluster.node import Node
+from edgelite.cluster.snapshots import SnapshotManager
 from edgelite.cluster.state_machine import ClusterStateMachine
 from edgelite.errors import (
     ClusterUnavailableError,
@@ -40,8 +41,8 @@ from edgelite.errors import (
 )
 from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
 from edgelite.raft import ConfState, RaftConfig, Role, bootstrap_entries
-from edgelite.raft.types import SnapshotMeta
 from edgelite.storage.raftlog import RaftLogStore
+from edgelite.storage.raftlog.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class RuntimeConfig:
     commit_timeout_s: float = 10.0
     forward_timeout_s: float = 15.0
     leader_wait_s: float = 5.0
+    snapshot_entries: int = 10_000
+    snapshot_trailing_entries: int = 1_000
 
 
 class _NoPeers:
@@ -69,17 +72,6 @@ class _NoPeers:
 
     def send(self, node_id: str, message: Any) -> bool:
         return False
-
-
-class _LocalSnapshots:
-    """Snapshot chunks of this node (the snapshot store arrives with log compaction;
-    until a snapshot is reported the core never asks for chunks)."""
-
-    def read_chunk(self, snapshot_id: str, offset: int, length: int) -> bytes:
-        raise ClusterUnavailableError(f"snapshot {snapshot_id} is not available here")
-
-    def write_chunk(self, meta: SnapshotMeta, offset: int, data: bytes) -> None:
-        raise ClusterUnavailableError("this node cannot receive snapshots")
 
 
 class ClusterRuntime:
@@ -90,6 +82,7 @@ class ClusterRuntime:
         self.transport: Any = None
         self.member: Member | None = None
         self.log: RaftLogStore | None = None
+        self.snapshots: SnapshotManager | None = None
         self.forward_handler: ForwardHandler | None = None
         self.wants_voter: dict[str, bool] = {}
         self._previous_members: set[str] = set()
@@ -105,15 +98,22 @@ class ClusterRuntime:
         self.addresses[config.node_id] = config.self_address
         log = RaftLogStore.open(config.data_dir / "raft")
         self.log = log
+        self.snapshots = SnapshotManager(
+            self.node, SnapshotStore(config.data_dir / "snapshots"), log, config.data_dir,
+            entries_per_snapshot=config.snapshot_entries,
+            trailing_entries=config.snapshot_trailing_entries)
+        self.snapshots.recover()
         if config.bootstrap is not None and _is_fresh(log):
             self._bootstrap(log, config.bootstrap)
         self._save_addresses()
         state_machine = ClusterStateMachine(self.node, self._on_members)
         transport = self._make_transport()
+        snapshot = log.snapshot_meta()
         raft_config = RaftConfig(config.node_id,
                                  election_timeout_ticks=config.election_timeout_ticks,
-                                 heartbeat_interval_ticks=config.heartbeat_interval_ticks)
-        member = Member(raft_config, log, transport, state_machine, _LocalSnapshots(),
+                                 heartbeat_interval_ticks=config.heartbeat_interval_ticks,
+                                 applied=snapshot.index if snapshot is not None else 0)
+        member = Member(raft_config, log, transport, state_machine, self.snapshots,
                         MemberConfig(tick_interval_s=config.tick_interval_s,
                                      commit_timeout_s=config.commit_timeout_s))
         self.member = member
@@ -124,11 +124,23 @@ class ClusterRuntime:
             self._background.append(asyncio.create_task(
                 membership.promote_caught_up_learners(self)))
         await member.start()
+        self._background.append(asyncio.create_task(self._take_snapshots()))
         if config.bootstrap is not None and set(config.bootstrap) == {config.node_id}:
             # A one-voter cluster need not wait for an election timeout: campaign as soon
             # as the founding configuration is applied.
             await member.wait_applied(len(config.bootstrap), timeout_s=30)
             member.campaign()
+
+    async def _take_snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            member = self.member
+            if member is None or member.fatal is not None:
+                continue
+            try:
+                await self.snapshots.maybe_take(member)
+            except Exception:
+                logger.exception("node %s: taking a snapshot failed", self.node_id)
 
     async def wait_writable(self, timeout_s: float) -> None:
         """Until this node leads and accepts writes (a one-node cluster at start-up)."""

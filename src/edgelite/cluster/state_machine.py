@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from edgelite.cluster.catalog import parse_config
 from edgelite.cluster.commands import CatalogCommand, CatalogOp, WriteCommand, decode_command
 from edgelite.errors import EdgeliteError
-from edgelite.raft import ConfState, Entry, SnapshotMeta
+from edgelite.raft import ConfState, Entry
 from edgelite.storage.snapshot_files import backup_file
 
 if TYPE_CHECKING:
@@ -91,6 +91,3 @@ class ClusterStateMachine:
         except ValueError:
             info = {}
         self._on_members(conf, info if isinstance(info, dict) else {})
-
-    def install_snapshot(self, meta: SnapshotMeta) -> None:
-        self.node.install_snapshot(meta)

@@ -1,0 +1,56 @@
+"""Log compaction and catch-up by snapshot, with real processes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.e2e.test_cluster import converged, follower
+from tests.support.cluster import Cluster
+
+SMALL_SNAPSHOTS = {"EDGELITE_SNAPSHOT_ENTRIES": "20", "EDGELITE_SNAPSHOT_TRAILING_ENTRIES": "0"}
+
+
+def _metric(cluster: Cluster, member: object, name: str) -> float:
+    text = cluster.http.get(member.url + "/metrics").text  # type: ignore[attr-defined]
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_lagging_follower_and_new_member_catch_up_by_snapshot(tmp_path: Path) -> None:
+    cluster = Cluster.start(tmp_path, 3, env=SMALL_SNAPSHOTS, extra_args=(
+        "--enable-namespaces",))
+    try:
+        leader = cluster.leader()
+        cluster.http.post(leader.admin_url + "/v1/namespaces/other/create", json={},
+                          timeout=30)
+        cluster.execute(leader, "CREATE TABLE s(id INTEGER PRIMARY KEY AUTOINCREMENT, v)")
+        lagging = follower(cluster)
+        cluster.kill(lagging.node_id)
+        for i in range(120):
+            assert cluster.execute(leader, "INSERT INTO s(v) VALUES (?)", [i]).status_code \
+                == 200
+        deadline = time.monotonic() + 20
+        while _metric(cluster, leader, "edgelite_raft_snapshots_taken_total") < 2:
+            assert time.monotonic() < deadline, "the leader took no snapshots"
+            time.sleep(0.2)
+        time.sleep(1.5)  # let a snapshot after the last write compact the log
+        cluster.launch(lagging)
+        newcomer = cluster.join("n4", learner=True)
+        converged(cluster)
+        converged(cluster, "other")
+        for member in (lagging, newcomer):
+            assert cluster.rows(member, "SELECT count(*), max(id) FROM s") == [[120, 120]]
+            assert _metric(cluster, member, "edgelite_raft_snapshots_received_total") >= 1
+        # A member restarted after snapshots and compaction starts from its snapshot.
+        cluster.restart(leader.node_id)
+        cluster.wait_for_leader()
+        converged(cluster)
+        writer = cluster.leader()
+        assert cluster.execute(writer, "INSERT INTO s(v) VALUES ('after')").status_code == 200
+        assert cluster.rows(writer, "SELECT max(id) FROM s") == [[121]]
+        converged(cluster)
+    finally:
+        cluster.close()
