@@ -438,7 +438,7 @@ _baton_decoder = msgspec.json.Decoder(_BatonOnly)
 def _peek_baton(body: bytes) -> str | None:
     try:
         return _baton_decoder.decode(body).baton
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None  # the full decoder reports the problem
 
 
