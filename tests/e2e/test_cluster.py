@@ -305,3 +305,23 @@ def test_cluster_cli(cluster: Cluster) -> None:
                           leader.admin_url, "promote", "nobody"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode != 0 and "not a learner" in bad.stderr
+
+
+def test_request_ids_make_retries_exactly_once(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    other = follower(cluster)
+    cluster.execute(leader, "CREATE TABLE once(x)")
+    body = {"requests": [{"type": "execute", "stmt": {"sql": "INSERT INTO once VALUES (1)"}},
+                         {"type": "close"}]}
+    headers = {"x-edgelite-request-id": "req-42"}
+    first = cluster.http.post(other.url + "/v2/pipeline", json=body, headers=headers)
+    assert first.json()["results"][0]["type"] == "ok", first.text
+    retry = cluster.http.post(leader.url + "/v2/pipeline", json=body, headers=headers)
+    result = retry.json()["results"][0]
+    assert result["type"] == "error" and result["error"]["code"] == "ALREADY_APPLIED", result
+    assert cluster.rows(leader, "SELECT count(*) FROM once") == [[1]]
+    for member in (leader, other):
+        status = cluster.http.get(member.url + "/v1/requests/req-42").json()
+        assert status["committed"] is True and status["index"] > 0, status
+        unknown = cluster.http.get(member.url + "/v1/requests/never-sent").json()
+        assert unknown == {"request_id": "never-sent", "committed": False, "index": None}

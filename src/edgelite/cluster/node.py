@@ -34,7 +34,8 @@ from edgelite.cluster.catalog import (
 )
 from edgelite.cluster.commands import CatalogCommand, encode_command
 from edgelite.cluster.raft_commit import RaftCommitStep
-from edgelite.errors import BlockedError, NamespaceNotFoundError, ProtocolError
+from edgelite.errors import AlreadyAppliedError, BlockedError, NamespaceNotFoundError, ProtocolError
+from edgelite.protocol import hrana
 from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana.legacy import LegacyRequest
 from edgelite.protocol.hrana.sql_store import SqlStore
@@ -256,8 +257,15 @@ class Node:
                        stored_sql: SqlStore, request_id: str = "",
                        read: ReadLevel | None = None) -> Executed:
         program = engine.Pipeline(requests, stored_sql)
-        executed = await self.run(stream, program, engine.sql_texts(requests, stored_sql),
-                                  request_id, read)
+        try:
+            executed = await self.run(stream, program,
+                                      engine.sql_texts(requests, stored_sql), request_id, read)
+        except AlreadyAppliedError as exc:
+            # A retry of a write that committed: each request answers so, nothing ran.
+            error = m.StreamResultError(hrana.error_to_hrana(exc))
+            closed = any(isinstance(r, m.CloseRequest) for r in requests)
+            return Executed(engine.PipelineRun([error for _ in requests], stored_sql, closed),
+                            exc.index)
         run: engine.PipelineRun = executed.value
         self._count(stream.namespace, run.results)
         results = [engine.with_replication_index(r, executed.replication_index)
@@ -355,6 +363,19 @@ class Node:
                 name = file_name[3:-3]
                 if self.catalog.exists(name):
                     _replace_file(snapshot.path(file_name), self.catalog.path(name))
+
+    def is_leader(self) -> bool:
+        return self.accepting_writes
+
+    async def request_committed_at(self, namespace: str, request_id: str) -> int | None:
+        """The index a write with ``request_id`` committed at, or None if it did not.
+
+        Asked on the leader after a linearizable barrier: every entry an earlier leader
+        may have left is then either applied (and found) or gone for good.
+        """
+        database = self.database(namespace)
+        await self.read_barrier(STRONG)
+        return await asyncio.to_thread(database.request_applied_at, request_id)
 
     async def namespace_hash(self, name: str) -> dict[str, Any]:
         """Applied index and content digest of a namespace (replicas must agree)."""

@@ -40,6 +40,9 @@ class RaftCommitStep:
                 f"carry ({self.entry_bytes_max}); split it into smaller transactions",
                 limit="entry_bytes_max", code="SQLITE_TOOBIG")
         future = self.proposer.propose_from_thread(data)
+        request_id = request_ids[0] if request_ids else ""
+        named = f" (request id {request_id}; GET /v1/requests/{request_id} tells whether " \
+                "it committed)" if request_id else ""
         try:
             return future.result(timeout=self.timeout_s)
         except concurrent.futures.TimeoutError:
@@ -47,5 +50,7 @@ class RaftCommitStep:
                 return future.result()
             raise OutcomeUnknownError(
                 f"the write was not confirmed within {self.timeout_s:g}s; it may still "
-                "commit" + (f" (request {request_ids[0]})" if request_ids else ""),
-                request_id=request_ids[0] if request_ids else "") from None
+                f"commit{named}", request_id=request_id) from None
+        except OutcomeUnknownError as exc:
+            raise OutcomeUnknownError(f"{exc.message}{named}", request_id=request_id) \
+                from exc

@@ -114,6 +114,7 @@ class UserApi:
             web.get("/v3", self.probe),
             web.get("/health", self.health),
             web.get("/version", self.version),
+            web.get("/v1/requests/{request_id}", self.request_status),
         ]
         return routes
 
@@ -130,6 +131,9 @@ class UserApi:
         request_id = request.headers.get("x-edgelite-request-id", "")
         if len(request_id) > 128:
             raise ProtocolError("x-edgelite-request-id is longer than 128 characters")
+        if not request_id:
+            # Named in "outcome unknown" errors, so any caller can ask what happened.
+            request_id = secrets.token_hex(12)
         return Call(kind, self.namespace(request), identity, consistency, bookmark,
                     request_id)
 
@@ -258,6 +262,12 @@ class UserApi:
             return await self._cursor(call, body, stored_sql, forwarded, fresh_stream)
         if call.kind == "legacy":
             return await self._legacy(call, body)
+        if call.kind == "status":
+            request_id = body.decode("utf-8", "replace")
+            index = await self.node.request_committed_at(call.namespace, request_id)
+            return Reply(200, msgspec.json.encode({"request_id": request_id,
+                                                   "committed": index is not None,
+                                                   "index": index}))
         return await self._v1(call, body)
 
     async def _open(self, call: Call, baton: str | None,
@@ -400,6 +410,29 @@ class UserApi:
             await self.node.close_stream(handle)
         return Reply(200, hrana.encode_legacy_response(executed.value),
                      headers=self.headers(executed.replication_index))
+
+    async def request_status(self, request: web.Request) -> web.Response:
+        """Did the write with this request id commit? (after an outcome-unknown error)"""
+        call = self.call_from(request, "status")
+        self.read_only(call.identity, call.namespace)
+        request_id = request.match_info["request_id"]
+        if self.cluster is not None and not self.node.is_leader():
+            reply = await self._forward_status(call, request_id)
+            if reply is not None:
+                return reply.response()
+        index = await self.node.request_committed_at(call.namespace, request_id)
+        body = {"request_id": request_id, "committed": index is not None, "index": index}
+        return json_response(body)
+
+    async def _forward_status(self, call: Call, request_id: str) -> Reply | None:
+        payload = _payload_encoder.encode(_ForwardPayload(request_id.encode()))
+        request = ForwardRequest(0, "http", call.namespace, call.identity.to_dict(), payload,
+                                 {"kind": "status", "consistency": "strong"})
+        assert self.cluster is not None
+        reply = await self.cluster.forward(request, None)
+        if reply is None:
+            return None
+        return Reply(reply.status, reply.payload)
 
     # --- probes ------------------------------------------------------------------------------
 

@@ -78,6 +78,10 @@ class NodeService(Protocol):
 
     def is_autocommit(self, stream: Any) -> bool: ...
 
+    def is_leader(self) -> bool: ...
+
+    async def request_committed_at(self, namespace: str, request_id: str) -> int | None: ...
+
 
 
     async def pipeline(self, stream: Any, requests: Sequence[m.StreamRequest],

@@ -24,7 +24,7 @@ from edgelite.storage.authorizer import internal_statements
 from edgelite.storage.connection import ConnectionLimits, Role, open_connection
 
 # How many log indexes back a request id is remembered (deterministic pruning).
-REQUEST_IDS_RETAINED_INDEXES = 1_000_000
+REQUEST_IDS_RETAINED_INDEXES = 100_000
 
 
 def record_requests(connection: apsw.Connection, request_ids: Sequence[str],
@@ -48,6 +48,15 @@ def request_applied_at(connection: apsw.Connection, request_id: str) -> int | No
             f"SELECT applied_at FROM {effects.REQUESTS_TABLE} WHERE id=?", (request_id,),
             can_cache=False).fetchone()
     return int(row[0]) if row else None
+
+
+def read_request(path: Path, request_id: str) -> int | None:
+    """From a fresh read-only connection: the index ``request_id`` was applied at."""
+    connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return request_applied_at(connection, request_id)
+    finally:
+        connection.close()
 
 
 class Applier:

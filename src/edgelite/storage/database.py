@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgelite.storage import effects
+from edgelite.storage.applier import read_request
 from edgelite.storage.connection import ConnectionLimits
 from edgelite.storage.executor import ResponseBudget
 from edgelite.storage.readers import ReaderPool
@@ -87,6 +88,10 @@ class Database:
                      on_done: Callable[[int, BaseException | None], None]) -> None:
         """Apply a committed log entry (on the writer thread, in submission order)."""
         self.writer.submit_apply(ApplyJob(index, effect, tuple(request_ids), on_done))
+
+    def request_applied_at(self, request_id: str) -> int | None:
+        """Blocking: the index the request with this id was applied at, if it was."""
+        return read_request(self.path, request_id)
 
     def set_accepting_writes(self, accepting: bool) -> None:
         self.writer.accepting_writes = accepting
