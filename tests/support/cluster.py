@@ -129,6 +129,16 @@ class Cluster:
             time.sleep(0.1)
         raise TimeoutError(f"cluster not writable within {timeout_s}s:\n{self.logs()}")
 
+    def wait_serving(self, member: Member, timeout_s: float = 30.0) -> None:
+        """Until ``member`` answers on its client port (after a launch or restart)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if self.http.get(member.url + "/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"{member.node_id} not serving after {timeout_s}s")
+
     def logs(self) -> str:
         return "\n".join(f"--- {m.node_id}\n{m.log_path.read_text(errors='replace')[-3000:]}"
                          for m in self.members.values() if m.log_path.exists())

@@ -32,13 +32,25 @@ from edgelite.cluster.catalog import (
     config_to_json,
     parse_config,
 )
-from edgelite.cluster.commands import CatalogCommand, encode_command
+from edgelite.cluster.commands import (
+    CatalogCommand,
+    WriteCommand,
+    decode_command,
+    encode_command,
+)
 from edgelite.cluster.raft_commit import RaftCommitStep
-from edgelite.errors import AlreadyAppliedError, BlockedError, NamespaceNotFoundError, ProtocolError
+from edgelite.errors import (
+    AlreadyAppliedError,
+    BlockedError,
+    ClusterUnavailableError,
+    NamespaceNotFoundError,
+    ProtocolError,
+)
 from edgelite.protocol import hrana
 from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana.legacy import LegacyRequest
 from edgelite.protocol.hrana.sql_store import SqlStore
+from edgelite.raft import Entry
 from edgelite.storage.connection import ConnectionLimits
 from edgelite.storage.content_hash import content_hash
 from edgelite.storage.database import Database, DatabaseConfig
@@ -105,6 +117,10 @@ class Node:
         self.limits = limits
         self._databases: dict[str, Database] = {}
         self._lock = threading.Lock()
+        # Databases whose replica diverged: the entries held back while they are
+        # repaired (see resync.py), and who starts the repair.
+        self.diverged: dict[str, list[Entry]] = {}
+        self.on_diverged: Callable[[str, int], None] | None = None
         self.stats: dict[str, NamespaceStats] = {}
         self.member: Member | None = None
         self.node_id = ""
@@ -151,6 +167,59 @@ class Node:
         if database is not None:
             await asyncio.to_thread(database.close)
 
+    # --- divergence -------------------------------------------------------------------------
+
+    def hold_if_diverged(self, name: str, entry: Entry) -> bool:
+        held = self.diverged.get(name)
+        if held is None:
+            return False
+        held.append(entry)
+        return True
+
+    def mark_diverged(self, name: str, entry: Entry, error: BaseException) -> None:
+        """Loop thread: applying ``entry`` to ``name`` conflicted. Serve it no more; the
+        entry and every later one for it wait for the repair."""
+        if name in self.diverged:
+            self.diverged[name].insert(0, entry)
+            return
+        logger.critical("node %s: database %s diverged at index %d (%s); it stops serving "
+                        "until it is copied back from the leader", self.node_id, name,
+                        entry.index, error)
+        self.diverged[name] = [entry]
+        if self.on_diverged is not None:
+            self.on_diverged(name, entry.index)
+
+    def forget_divergence(self, name: str) -> None:
+        self.diverged.pop(name, None)
+
+    async def replace_database(self, name: str, snapshot: Any) -> None:
+        """Install ``name`` from a snapshot, then apply what was held back above it."""
+        await self.close_database(name)
+        file_name = f"ns-{name}.db"
+        if file_name in {f.name for f in snapshot.files}:
+            await asyncio.to_thread(_replace_file, snapshot.path(file_name),
+                                    self.catalog.path(name))
+        held = self.diverged.pop(name, [])
+        database = self.database_if_exists(name)
+        if database is None:
+            return
+        copied_at = database.applied_index
+        for entry in sorted(held, key=lambda e: e.index):
+            if entry.index > copied_at:
+                command = decode_command(entry.data)
+                assert isinstance(command, WriteCommand)
+                database.submit_apply(entry.index, command.effect, command.request_ids,
+                                      self._replayed(name, entry))
+
+    def _replayed(self, name: str, entry: Entry) -> Callable[[int, BaseException | None],
+                                                             None]:
+        loop = asyncio.get_running_loop()
+
+        def done(_index: int, error: BaseException | None) -> None:
+            if error is not None:
+                loop.call_soon_threadsafe(self.mark_diverged, name, entry, error)
+        return done
+
     def set_accepting_writes(self, accepting: bool) -> None:
         with self._lock:
             self.accepting_writes = accepting
@@ -194,6 +263,10 @@ class Node:
     # --- streams -------------------------------------------------------------------------
 
     def open_stream(self, namespace: str, *, read_only: bool) -> Stream:
+        if namespace in self.diverged:
+            raise ClusterUnavailableError(
+                f"database {namespace} is being repaired on this node (its replica "
+                "diverged); retry, or ask another member")
         database = self.database(namespace)
         config = self.catalog.config(namespace)
         blocked = None

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from edgelite.cluster import membership
+from edgelite.cluster import membership, resync
 from edgelite.cluster.addresses import MemberAddress
 from edgelite.cluster.member import Member, MemberConfig
 from edgelite.cluster.node import Node
@@ -118,6 +118,7 @@ class ClusterRuntime:
                                      commit_timeout_s=config.commit_timeout_s))
         self.member = member
         self.node.attach(member, commit_timeout_s=config.commit_timeout_s)
+        self.node.on_diverged = self._start_resync
         if transport is not None and not isinstance(transport, _NoPeers):
             self._set_transport_peers()
             await transport.start()
@@ -130,6 +131,10 @@ class ClusterRuntime:
             # as the founding configuration is applied.
             await member.wait_applied(len(config.bootstrap), timeout_s=30)
             member.campaign()
+
+    def _start_resync(self, database: str, failed_index: int) -> None:
+        self._background.append(asyncio.create_task(
+            resync.resync(self, database, failed_index)))
 
     async def _take_snapshots(self) -> None:
         while True:
@@ -199,6 +204,10 @@ class ClusterRuntime:
         if body.kind == "info":
             payload = json.dumps(self.local_info()).encode()
             return ForwardResponse(body.request_id, 200, payload, {})
+        if body.kind == "snapshot_request":
+            return await resync.serve_snapshot_request(self, body)
+        if body.kind == "snapshot_chunk":
+            return resync.serve_snapshot_chunk(self, body)
         if self.forward_handler is None:
             raise ClusterUnavailableError("this node is not serving requests yet")
         return await self.forward_handler(body)

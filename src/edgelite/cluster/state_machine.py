@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgelite.cluster.catalog import parse_config
 from edgelite.cluster.commands import CatalogCommand, CatalogOp, WriteCommand, decode_command
-from edgelite.errors import EdgeliteError
+from edgelite.errors import DivergenceError, EdgeliteError, StorageError
 from edgelite.raft import ConfState, Entry
 from edgelite.storage.snapshot_files import backup_file
 
@@ -36,11 +36,25 @@ class ClusterStateMachine:
     def apply(self, entry: Entry, done: Callable[[int, BaseException | None], None]) -> None:
         command = decode_command(entry.data)
         assert isinstance(command, WriteCommand), command
-        database = self.node.database_if_exists(command.database)
+        name = command.database
+        if self.node.hold_if_diverged(name, entry):  # repaired later (resync.py)
+            done(entry.index, None)
+            return
+        database = self.node.database_if_exists(name)
         if database is None:  # deleted by a later catalog entry already applied
             done(entry.index, None)
             return
-        database.submit_apply(entry.index, command.effect, command.request_ids, done)
+        loop = asyncio.get_running_loop()
+
+        def applied(index: int, error: BaseException | None) -> None:
+            if isinstance(error, DivergenceError | StorageError):
+                # Never resolved in place: stop serving the database and repair it; the
+                # log moves on for every other database.
+                loop.call_soon_threadsafe(self.node.mark_diverged, name, entry, error)
+                error = None
+            done(index, error)
+
+        database.submit_apply(entry.index, command.effect, command.request_ids, applied)
 
     def is_barrier(self, entry: Entry) -> bool:
         return isinstance(decode_command(entry.data), CatalogCommand)
@@ -60,6 +74,7 @@ class ClusterStateMachine:
             if catalog.apply_create(entry.index, command.namespace, config):
                 self.node.database(command.namespace)
         elif op is CatalogOp.DELETE:
+            self.node.forget_divergence(command.namespace)
             await self.node.close_database(command.namespace)
             catalog.apply_delete(entry.index, command.namespace)
         elif op is CatalogOp.FORK:
