@@ -14,13 +14,15 @@ the row. Rows:
 * ``edgelite aio http``  — ``edgelite.aio.connect("http://...")``;
 * ``raw websocket``      — hand-built hrana3 frames on one socket (the WebSocket floor);
 * ``edgelite ws``        — ``edgelite.connect("ws://...")``;
+* ``edgelite aio ws``    — ``edgelite.aio.connect("ws://...")``;
 * ``libsql-client ws``   — PyPI ``libsql-client`` ``create_client_sync("ws://...")``;
 * ``libsql-client http`` — the same with an http URL (it then uses ``/v1/execute``).
 
-Columns: wall-clock µs per query (median of ``--rounds``) and client CPU µs per query
-(``time.process_time`` of this process, which excludes the server process: the cost the
-client itself adds). Ratios compare each remote case with ``libsql-client ws`` and with
-the raw floor of its transport.
+Columns: wall-clock µs per query (median of ``--rounds``; rounds interleave the cases)
+and client CPU µs per query (``time.process_time`` of this process, which excludes the
+server process: the cost the client itself adds). Ratios compare each remote case with
+``libsql-client ws``; "CPU over raw floor" is a client's CPU minus the hand-built request
+of its transport (for ``libsql-client http`` the floor is a different protocol, v1).
 """
 
 from __future__ import annotations
@@ -178,20 +180,24 @@ def prepare(server_url: str, directory: Path) -> Path:
 
 
 def report(results: dict[str, tuple[float, float]]) -> None:
-    reference = results["libsql-client ws"]
-    floors = {"http": results["raw httpx"], "ws": results["raw websocket"]}
-    print(f"{'case':<22}{'wall µs/q':>11}{'client CPU µs/q':>17}"
-          f"{'wall vs libsql-client ws':>27}{'CPU over raw floor':>20}")
+    reference_wall, reference_cpu = results["libsql-client ws"]
+    floors = {"http": results["raw httpx"][1], "ws": results["raw websocket"][1]}
+    print(f"{'case':<20}{'wall µs/q':>10}{'CPU µs/q':>10}{'wall ratio':>12}{'CPU ratio':>11}"
+          f"{'CPU over raw floor':>20}")
+    print(f"{'':<20}{'':>10}{'':>10}{'(vs libsql-client ws)':>23}")
     for name, (wall, cpu) in results.items():
-        floor = floors.get("ws" if " ws" in name or name.endswith("websocket") else "http")
-        remote = name.startswith(("edgelite http", "edgelite aio", "edgelite ws",
-                                  "libsql-client"))
-        versus = f"{wall / reference[0]:.2f}x" if remote or name.startswith("raw") else "-"
-        extra = f"+{cpu - floor[1]:.0f} µs" if remote and floor else "-"
-        print(f"{name:<22}{wall:>11.1f}{cpu:>17.1f}{versus:>27}{extra:>20}")
-    apsw_wall = results["apsw"][0]
-    print(f"\nedgelite local / apsw (wall): {results['edgelite local'][0] / apsw_wall:.1f}x; "
-          f"edgelite http / apsw: {results['edgelite http'][0] / apsw_wall:.0f}x")
+        remote = name not in ("apsw", "edgelite local")
+        client = remote and not name.startswith("raw")
+        floor = floors["ws" if name.endswith(" ws") else "http"]
+        wall_ratio = f"{wall / reference_wall:.2f}x" if remote else "-"
+        cpu_ratio = f"{cpu / reference_cpu:.2f}x" if remote else "-"
+        over = f"{cpu - floor:+.0f} µs" if client else "-"
+        print(f"{name:<20}{wall:>10.1f}{cpu:>10.1f}{wall_ratio:>12}{cpu_ratio:>11}{over:>20}")
+    apsw_wall, apsw_cpu = results["apsw"]
+    local_wall, local_cpu = results["edgelite local"]
+    print(f"\nedgelite local / apsw: {local_wall / apsw_wall:.1f}x wall, "
+          f"{local_cpu / apsw_cpu:.1f}x CPU; edgelite http / apsw: "
+          f"{results['edgelite http'][0] / apsw_wall:.0f}x wall")
 
 
 def main() -> None:
@@ -212,6 +218,7 @@ def main() -> None:
             "edgelite aio http": aio_case(server.url, closers),
             "raw websocket": raw_ws_case(server.ws_url, closers),
             "edgelite ws": dbapi_case(edgelite.connect(server.ws_url), closers),
+            "edgelite aio ws": aio_case(server.ws_url, closers),
             "libsql-client ws": libsql_client_case(server.ws_url, closers),
             "libsql-client http": libsql_client_case(server.url, closers),
         }

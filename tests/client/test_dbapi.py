@@ -453,3 +453,8 @@ def test_failed_commit_keeps_the_transaction_on_a_kept_stream(
     conn.commit()
     assert not conn.in_transaction
     assert conn.execute(f"SELECT count(*) FROM {table}_c").fetchone() == (1,)
+
+
+def test_connection_exposes_the_exception_classes(conn: edgelite.Connection) -> None:
+    assert conn.IntegrityError is edgelite.IntegrityError
+    assert conn.Error is edgelite.Error and conn.Warning is edgelite.Warning

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from types import TracebackType
 from typing import Any
 
+from edgelite.client import errors
 from edgelite.client.cursor_state import CursorState
 from edgelite.client.errors import NotSupportedError, ProgrammingError
 from edgelite.client.exchange import AsyncTransport, Flow, Pipeline, Sleep, T, WireError
@@ -58,6 +59,18 @@ async def drive_async(flow: Flow[T], transport: AsyncTransport) -> T:
 
 class AsyncConnection:
     """An asyncio DB-API connection (see the module docstring)."""
+
+    # PEP 249 optional extension (as sqlite3): the exception classes on the connection.
+    Warning = errors.Warning
+    Error = errors.Error
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
 
     def __init__(self, session: ClientSession, transport: AsyncTransport) -> None:
         self._session = session

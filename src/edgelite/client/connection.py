@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from edgelite.client import errors
 from edgelite.client.cursor_state import CursorState
 from edgelite.client.errors import NotSupportedError, ProgrammingError
 from edgelite.client.exchange import Flow, SyncTransport, T, drive_sync
@@ -25,6 +26,18 @@ RowFactory = Callable[[Any, tuple[Any, ...]], Any]
 
 class Connection:
     """A DB-API 2.0 connection to an edgelite/libSQL server or a local file."""
+
+    # PEP 249 optional extension (as sqlite3): the exception classes on the connection.
+    Warning = errors.Warning
+    Error = errors.Error
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
 
     def __init__(self, session: ClientSession, transport: SyncTransport, *,
                  check_same_thread: bool = True) -> None:
