@@ -64,6 +64,8 @@ def auth_keys() -> AuthKeys:
 
 
 _active_pools: list[ServerPool] = []
+# Other server logs (e.g. cluster members) to show when a test fails: name -> path.
+extra_server_logs: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +85,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     server-side traceback shows up next to the client-side assertion."""
     report: pytest.TestReport = yield
     if report.failed:
-        for pool in _active_pools:
-            for name, server in pool.servers.items():
-                log = server.log()
-                if "Traceback" in log or " ERROR " in log:
-                    report.sections.append((f"{name} server log (tail)",
-                                            "\n".join(log.splitlines()[-60:])))
+        logs = {name: server.log_path for pool in _active_pools
+                for name, server in pool.servers.items()}
+        for name, path in {**logs, **extra_server_logs}.items():
+            log = path.read_text(errors="replace") if path.exists() else ""
+            if "Traceback" in log or " ERROR " in log:
+                report.sections.append((f"{name} server log (tail)",
+                                        "\n".join(log.splitlines()[-60:])))
     return report
 
 

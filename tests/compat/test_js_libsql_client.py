@@ -17,26 +17,16 @@ from typing import Any
 import pytest
 
 from tests.compat.conftest import ServerPool
-from tests.compat.expect import (
-    NO_SUCH_TABLE_CODES,
-    READ_ONLY_VIOLATION_CODES,
-    big,
-    http_status_error,
-    ok,
-    raw,
-    result_set,
-)
+from tests.compat.expect import http_status_error, ok
 from tests.compat.harness import JWT, NAMESPACES, PLAIN, SHORT_EXPIRY, CompatServer, run_node
+from tests.compat.js_checks import CHECKS, RunContext
 
 pytestmark = [pytest.mark.usefixtures("node"), pytest.mark.timeout(300)]
 
 MODES = {"plain": PLAIN, "jwt": JWT, "ns": NAMESPACES}
 TRANSPORTS = ("http", "libsql", "ws")
 HTTP_TRANSPORTS = ("http", "libsql")
-COMMON = ["s01_ddl", "s02_insert_positional", "s03_named_args", "s04_types", "s04_large",
-          "s05_batch_modes", "s06_sql_cache", "s07_transactions", "s08_concurrency",
-          "s08_deferred_conflict",
-          "s10_execute_multiple", "s11_migrate", "s12_errors"]
+COMMON = list(CHECKS)
 
 
 def client_url(server: CompatServer, transport: str, namespace: str | None) -> str:
@@ -80,7 +70,7 @@ class Runs:
             if mode == "ns":
                 namespace = f"compat-a-{transport}"
                 server.create_namespace(namespace)
-            config = base_config(server, transport, f"a_{transport}_{mode}_", namespace)
+            config = base_config(server, transport, self.prefix(transport, mode), namespace)
             scenarios = list(COMMON)
             if transport == "ws":
                 scenarios.append("s16_ws_reconnect")
@@ -91,6 +81,14 @@ class Runs:
             config["scenarios"] = scenarios
             self.cache[key] = run_node("libsql_client.mjs", config)
         return self.cache[key]
+
+    @staticmethod
+    def prefix(transport: str, mode: str) -> str:
+        return f"a_{transport}_{mode}_"
+
+    def check(self, transport: str, mode: str, scenario: str) -> None:
+        seen = ok(self.get(transport, mode), scenario)
+        CHECKS[scenario](seen, RunContext(transport, self.prefix(transport, mode)))
 
 
 @pytest.fixture(scope="module")
@@ -104,153 +102,68 @@ every_variant = pytest.mark.parametrize(
 
 @every_variant
 def test_s01_execute_ddl(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s01_ddl")
-    assert seen["created"] == result_set()
-    assert seen["info"] == [["id", "INTEGER"], ["name", "TEXT"], ["v", "REAL"], ["b", "BLOB"]]
+    runs.check(transport, mode, "s01_ddl")
 
 
 @every_variant
 def test_s02_insert_positional_args(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s02_insert_positional")
-    assert seen["inserted"] == result_set(affected=1, rowid=1)
-    # The JS number 42 is bound as a float and stays REAL in the REAL column.
-    assert seen["selected"] == result_set(
-        ("id", "name", "v", "b", "tv", "tb"), ("INTEGER", "TEXT", "REAL", "BLOB", "", ""),
-        [[1, "alice", 42, raw(1, 2, 3), "real", "blob"]])
+    runs.check(transport, mode, "s02_insert_positional")
 
 
 @every_variant
 def test_s03_named_args(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s03_named_args")
-    for prefix in ":@$":
-        assert seen[f"{prefix}bare"] == [[2, "bob"]], prefix
-        assert seen[f"{prefix}prefixed"] == [[1, "alice"]], prefix
-    assert seen["insert"] == result_set(affected=1, rowid=3)
+    runs.check(transport, mode, "s03_named_args")
 
 
 @every_variant
 def test_s04_value_types_and_decltypes(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s04_types")
-    unicode_text = "héllo wörld ✓ 日本語 🎉"
-    assert seen["literals"] == result_set(
-        ("n", "big", "max", "neg", "es", "eb", "uni", "f1"),
-        rows=[[None, big(2**53 + 1), big(2**63 - 1), -2.5, "", raw(), unicode_text, 1.0]])
-    assert seen["bound"] == result_set(
-        ("big", "neg", "uni", "eb", "n", "t_big", "t_num"),
-        rows=[[big(2**53 + 1), -2.5, "héllo ✓ 🎉", raw(), None, "integer", "real"]])
-    assert seen["table"] == result_set(
-        ("i", "r", "s", "bl", "n", "d", "x"),
-        ("INTEGER", "REAL", "TEXT", "BLOB", "NUMERIC", "DATETIME", ""),
-        [[big(1), 1.5, "s", raw(0, 255), big(10), "2024-01-01", None]])
+    runs.check(transport, mode, "s04_types")
 
 
 @every_variant
 def test_s04_large_results_and_values(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s04_large")
-    assert seen["rowCount"] == 20000
-    assert (seen["first"], seen["last"]) == ([1, "row 1"], [20000, "row 20000"])
-    assert seen["sumX"] == 20000 * 20001 // 2
-    assert seen["blobEqual"] is True and seen["textEqual"] is True
-    assert seen["lengths"] == [1 << 20, 1 << 17]
+    runs.check(transport, mode, "s04_large")
 
 
 @every_variant
 def test_s05_batch_modes(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s05_batch_modes")
-    assert seen["write"] == [result_set(affected=1, rowid=1), result_set(affected=1, rowid=2),
-                             result_set(("n",), rows=[[2]])]
-    assert seen["deferred"] == [result_set(affected=1, rowid=3),
-                                result_set(("name",), ("TEXT",), [["a"], ["b"], ["c"]])]
-    assert seen["read"] == [result_set(("n",), rows=[[3]]), result_set(("m",), rows=[[3]])]
-    # "read" batches begin with BEGIN TRANSACTION READONLY, which must be enforced.
-    # sqld 0.24.32 maps it to a plain deferred transaction and lets the INSERT through.
-    assert seen["writeInRead"].get("code") in READ_ONLY_VIOLATION_CODES, seen["writeInRead"]
-    assert seen["writeInRead"]["name"] == "LibsqlBatchError"
-    assert seen["writeInRead"]["statementIndex"] == 1
-    failing = seen["failing"]
-    assert (failing["name"], failing["code"], failing["statementIndex"]) == (
-        "LibsqlBatchError", "SQLITE_CONSTRAINT", 1), failing
-    assert "UNIQUE constraint failed" in failing["message"]
-    assert seen["after"] == [["a"], ["b"], ["c"]]
+    runs.check(transport, mode, "s05_batch_modes")
 
 
 @every_variant
 def test_s06_repeated_sql_and_sql_cache(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s06_sql_cache")
-    assert seen["same"] == [[1, big(i + 1)] for i in range(40)]
-    assert seen["distinct"] == [[1, big(41 + i)] for i in range(40)]
-    distinct_sql = 120 if transport == "ws" else 40
-    assert seen["seen"] == [[i, 80] for i in range(distinct_sql)]
-    assert seen["total"] == [[80, sum(range(40)) + sum(range(100, 140))]]
+    runs.check(transport, mode, "s06_sql_cache")
 
 
 @every_variant
 def test_s07_interactive_transactions(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s07_transactions")
-    assert seen["inserted"] == result_set(affected=1, rowid=1)
-    assert seen["inside"] == [1]
-    assert seen["outsideDuring"] == []
-    assert seen["afterCommit"] == {"closed": True, "names": [["committed"]]}
-    assert seen["afterRollback"] == {"closed": True, "names": [["committed"]]}
-    assert seen["afterClose"] == {"closed": True, "names": [["committed"], ["after close"]]}
-    assert seen["readCount"] == [2]
-    # transaction("read") = BEGIN TRANSACTION READONLY; sqld does not enforce it.
-    assert seen["readWrite"].get("code") in READ_ONLY_VIOLATION_CODES, seen["readWrite"]
-    assert seen["afterRead"] == [["committed"], ["after close"]]
+    runs.check(transport, mode, "s07_transactions")
 
 
 @every_variant
 def test_s08_concurrent_transactions_and_executes(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s08_concurrency")
-    assert seen["outcomes"] == ["committed", "committed"] + [1] * 20
-    assert seen["counter"] == [[2]]
-    assert seen["log"] == [[20, sum(range(20))]]
+    runs.check(transport, mode, "s08_concurrency")
 
 
 @every_variant
 def test_s08_overlapping_deferred_transactions_lose_no_update(runs: Runs, transport: str,
                                                               mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s08_deferred_conflict")
-    committed = seen["outcomes"].count("committed")
-    assert committed >= 1, seen
-    assert seen["counter"] == [[committed]], f"lost update: {seen}"
-    for outcome in seen["outcomes"]:
-        if outcome != "committed":
-            assert outcome["error"].get("code", "").startswith("SQLITE_BUSY"), outcome
+    runs.check(transport, mode, "s08_deferred_conflict")
 
 
 @every_variant
 def test_s10_execute_multiple(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s10_execute_multiple")
-    prefix = f"a_{transport}_{mode}_s10"
-    assert seen["ok"] is None
-    assert seen["count"] == [[2, 3]]
-    assert seen["failing"].get("code") in NO_SUCH_TABLE_CODES, seen["failing"]
-    assert "no such table" in seen["failing"]["message"]
-    # The script stops at the failing statement: b was created, c never was.
-    assert seen["tables"] == [[f"{prefix}_b"]]
+    runs.check(transport, mode, "s10_execute_multiple")
 
 
 @every_variant
 def test_s11_migrate(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s11_migrate")
-    assert seen["migrated"] == [
-        result_set(), result_set(), result_set(affected=1, rowid=1),
-        result_set(("foreign_keys",), rows=[[0]])]
-    assert seen["child"] == [[99]]
+    runs.check(transport, mode, "s11_migrate")
 
 
 @every_variant
 def test_s12_error_codes(runs: Runs, transport: str, mode: str) -> None:
-    seen = ok(runs.get(transport, mode), "s12_errors")
-    assert seen["noSuchTable"].get("code") in NO_SUCH_TABLE_CODES, seen["noSuchTable"]
-    assert "no such table" in seen["noSuchTable"]["message"]
-    assert seen["unique"]["code"] == "SQLITE_CONSTRAINT", seen["unique"]
-    assert "UNIQUE constraint failed" in seen["unique"]["message"]
-    assert seen["tooFewArgs"]["code"] == "ARGS_INVALID", seen["tooFewArgs"]
-    assert seen["tooManyArgs"]["code"] == "ARGS_INVALID", seen["tooManyArgs"]
-    assert seen["twoStatements"]["code"] == "SQL_MANY_STATEMENTS", seen["twoStatements"]
-    assert seen["stillWorks"] == [[1]]
+    runs.check(transport, mode, "s12_errors")
 
 
 @pytest.mark.parametrize("transport", HTTP_TRANSPORTS)

@@ -42,7 +42,10 @@ def connect(server: CompatServer) -> Iterator[Callable[[], libsql.Connection]]:
 
 def test_s21_select_dml_commit_rollback_executescript(
         connect: Callable[[], libsql.Connection], unique: Callable[[str], str]) -> None:
-    table = unique("d21")
+    exercise_dbapi(connect, unique("d21"))
+
+
+def exercise_dbapi(connect: Callable[[], libsql.Connection], table: str) -> None:
     conn, other = connect(), connect()
     conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT, v REAL, b BLOB)")
     assert not conn.in_transaction
@@ -81,7 +84,10 @@ def test_s21_select_dml_commit_rollback_executescript(
 
 def test_s22_errors_lastrowid_rowcount(connect: Callable[[], libsql.Connection],
                                        unique: Callable[[str], str]) -> None:
-    table = unique("d22")
+    exercise_errors_and_counts(connect, unique("d22"))
+
+
+def exercise_errors_and_counts(connect: Callable[[], libsql.Connection], table: str) -> None:
     conn = connect()
     conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
     # This client's Cursor.rowcount accumulates over the cursor's statements, so each

@@ -30,8 +30,8 @@ def ws_url(server: CompatServer, transport: str) -> str:
     return server.ws_url if transport == "ws" else f"libsql://127.0.0.1:{server.port}?tls=0"
 
 
-def client(server: CompatServer, url: str) -> libsql_client.Client:
-    return libsql_client.create_client(url, auth_token=server.token())
+def client(url: str, token: str | None) -> libsql_client.Client:
+    return libsql_client.create_client(url, auth_token=token)
 
 
 def plain_rows(result: libsql_client.ResultSet) -> list[tuple[object, ...]]:
@@ -43,8 +43,11 @@ async def test_s18_execute_positional_and_named(server_pool: ServerPool,
                                                 unique: Callable[[str], str],
                                                 transport: str, mode: str) -> None:
     server = server_pool.get(MODES[mode])
-    table = unique("c18_exec")
-    async with client(server, ws_url(server, transport)) as c:
+    await exercise_execute(ws_url(server, transport), server.token(), unique("c18_exec"))
+
+
+async def exercise_execute(url: str, token: str | None, table: str) -> None:
+    async with client(url, token) as c:
         created = await c.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT, "
                                   "v REAL, b BLOB)")
         assert (created.columns, len(created), created.rows_affected,
@@ -71,8 +74,11 @@ async def test_s18_execute_positional_and_named(server_pool: ServerPool,
 async def test_s18_batch(server_pool: ServerPool, unique: Callable[[str], str],
                          transport: str, mode: str) -> None:
     server = server_pool.get(MODES[mode])
-    table = unique("c18_batch")
-    async with client(server, ws_url(server, transport)) as c:
+    await exercise_batch(ws_url(server, transport), server.token(), unique("c18_batch"))
+
+
+async def exercise_batch(url: str, token: str | None, table: str) -> None:
+    async with client(url, token) as c:
         await c.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
         # The client checks that step_results and step_errors have len(stmts) + 3 entries.
         results = await c.batch([
@@ -95,9 +101,11 @@ async def test_s18_transaction_commit_and_rollback(server_pool: ServerPool,
                                                    unique: Callable[[str], str],
                                                    transport: str, mode: str) -> None:
     server = server_pool.get(MODES[mode])
-    table = unique("c18_tx")
-    url = ws_url(server, transport)
-    async with client(server, url) as c, client(server, url) as other:
+    await exercise_transactions(ws_url(server, transport), server.token(), unique("c18_tx"))
+
+
+async def exercise_transactions(url: str, token: str | None, table: str) -> None:
+    async with client(url, token) as c, client(url, token) as other:
         await c.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")
         tx = c.transaction()
         inserted = await tx.execute(f"INSERT INTO {table} (name) VALUES (?)", ["kept"])
@@ -120,8 +128,11 @@ async def test_s19_http_v1_execute_and_batch(server_pool: ServerPool,
     # Without a token this client sends "Authorization: Bearer None"; a server with
     # auth disabled must ignore it (protocol.md §5.2), which the plain mode exercises.
     server = server_pool.get(MODES[mode])
-    table = unique("c19_http")
-    async with client(server, server.url) as c:
+    await exercise_http_v1(server.url, server.token(), unique("c19_http"))
+
+
+async def exercise_http_v1(url: str, token: str | None, table: str) -> None:
+    async with client(url, token) as c:
         await c.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT UNIQUE, v REAL)")
         first = await c.execute(f"INSERT INTO {table} (name, v) VALUES (?, ?)", ["a", 1.5])
         assert (first.rows_affected, first.last_insert_rowid) == (1, 1)
@@ -155,9 +166,12 @@ async def test_s19_http_v1_execute_and_batch(server_pool: ServerPool,
 @modes
 def test_s20_dbapi2(server_pool: ServerPool, unique: Callable[[str], str], mode: str) -> None:
     server = server_pool.get(MODES[mode])
-    table = unique("c20_dbapi")
-    connection = dbapi2.connect(server.ws_url, auth_token=server.token())
-    other = dbapi2.connect(server.ws_url, auth_token=server.token())
+    exercise_dbapi2(server.ws_url, server.token(), unique("c20_dbapi"))
+
+
+def exercise_dbapi2(url: str, token: str | None, table: str) -> None:
+    connection = dbapi2.connect(url, auth_token=token)
+    other = dbapi2.connect(url, auth_token=token)
     try:
         cursor = connection.cursor()
         cursor.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")
@@ -211,7 +225,7 @@ async def test_s18_s19_auth_rejections(server_pool: ServerPool,
     keys: AuthKeys | None = server.keys
     assert keys is not None
     table = unique("c18_auth")
-    async with client(server, server.ws_url) as c:
+    async with client(server.ws_url, server.token()) as c:
         await c.execute(f"CREATE TABLE {table} (x)")
     stranger = keys.stranger.token(a="rw")
     # WebSocket: hello_error codes reach the caller (sqld resets the socket while this

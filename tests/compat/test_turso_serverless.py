@@ -45,9 +45,12 @@ def connect(server: CompatServer) -> Iterator[Callable[[], turso_serverless.Conn
         connection.close()
 
 
-def test_s23_python_dbapi(server: CompatServer, connect: Callable[[], turso_serverless.Connection],
+def test_s23_python_dbapi(connect: Callable[[], turso_serverless.Connection],
                           unique: Callable[[str], str]) -> None:
-    table = unique("e23")
+    exercise_dbapi(connect, unique("e23"))
+
+
+def exercise_dbapi(connect: Callable[[], turso_serverless.Connection], table: str) -> None:
     conn, other = connect(), connect()
     conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT UNIQUE, v REAL, b BLOB)")
     assert not conn.in_transaction
