@@ -109,7 +109,14 @@ class Server:
     async def _edge_middleware(self, request: web.Request,
                                handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
-            return web.Response(status=204, headers=_CORS_HEADERS)
+            # Echo the requested headers: "*" never covers Authorization (Fetch standard),
+            # and browser clients send their token in it.
+            asked = request.headers.get("Access-Control-Request-Headers", "")
+            allowed = ", ".join(sorted({h.strip().lower() for h in asked.split(",")
+                                        if h.strip()} | {"authorization", "content-type"}))
+            headers = dict(_CORS_HEADERS, **{"Access-Control-Allow-Headers": allowed,
+                                             "Access-Control-Max-Age": "600"})
+            return web.Response(status=204, headers=headers)
         route = request.match_info.route.resource
         route_name = route.canonical if route is not None else "unmatched"
         namespace = "-"
