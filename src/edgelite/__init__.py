@@ -18,6 +18,8 @@ _CLIENT_NAMES = frozenset({
     "NotSupportedError", "Binary", "Date", "Time", "Timestamp", "DateFromTicks",
     "TimeFromTicks", "TimestampFromTicks", "STRING", "BINARY", "NUMBER", "DATETIME",
     "ROWID", "sqlite_version", "sqlite_version_info", "version",
+    "LEGACY_TRANSACTION_CONTROL", "register_adapter", "adapters", "PARSE_DECLTYPES",
+    "PARSE_COLNAMES",
 })
 
 
@@ -26,8 +28,4 @@ def __getattr__(name: str) -> Any:
         from edgelite import client
 
         return getattr(client, name)
-    if name == "aio":
-        from edgelite.client import aio
-
-        return aio
     raise AttributeError(f"module 'edgelite' has no attribute {name!r}")

@@ -58,3 +58,39 @@ def test_admin_rejects_bad_config(server: ServerProcess) -> None:
     assert bad.status_code == 400
     size = httpx.post(admin + "/v1/namespaces/adm4/create", json={"max_db_size": "ten"})
     assert size.status_code == 400 and "size" in size.text
+
+
+def test_namespace_size_limit(server: ServerProcess) -> None:
+    admin = server.admin_url
+    assert httpx.post(admin + "/v1/namespaces/small/create",
+                      json={"max_db_size": "64kib"}).status_code == 200
+    assert _execute(server, "CREATE TABLE big(x)", "small").status_code == 200
+    response = _execute(server, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                "FROM n WHERE i < 200) INSERT INTO big SELECT randomblob(1000) "
+                                "FROM n", "small")
+    result = response.json()["results"][0]
+    assert result["type"] == "error" and result["error"]["code"] == "SQLITE_FULL", result
+    ok = _execute(server, "INSERT INTO big VALUES (1)", "small").json()["results"][0]
+    assert ok["type"] == "ok"  # small writes still fit
+    config = httpx.get(admin + "/v1/namespaces/small/config").json()
+    assert config["max_db_size"] == 64 * 1024
+
+
+def test_namespace_jwt_key_replaces_the_node_key(server: ServerProcess) -> None:
+    from edgelite.auth import generate_private_key, mint_token, public_key_pem
+
+    key = generate_private_key()
+    admin = server.admin_url
+    assert httpx.post(admin + "/v1/namespaces/keyed/create", json={
+        "jwt_key": public_key_pem(key).decode()}).status_code == 200
+    body = {"requests": [{"type": "execute", "stmt": {"sql": "SELECT 1"}}]}
+    url = server.url + "/v2/pipeline"
+    assert httpx.post(url, json=body, headers={"x-namespace": "keyed"}).status_code == 401
+    token = mint_token(key, read_only=False, expires_in_s=None, namespace=None,
+                       now_s=__import__("time").time())
+    allowed = httpx.post(url, json=body, headers={"x-namespace": "keyed",
+                                                  "Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200, allowed.text
+    assert _execute(server, "SELECT 1").status_code == 200  # other namespaces: node's rules
+    bad = httpx.post(admin + "/v1/namespaces/badkey/create", json={"jwt_key": "nope"})
+    assert bad.status_code == 400 and "jwt_key" in bad.text

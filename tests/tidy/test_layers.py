@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "auth": set(),
     "settings": set(),
+    "aio": {"client"},
     "errors": set(),
     "client": {"protocol"},
     "replica": {"client", "storage", "protocol"},

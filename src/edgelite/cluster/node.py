@@ -227,15 +227,17 @@ class Node:
         for database in databases:
             database.set_accepting_writes(accepting)
 
-    def reconfigure(self, name: str) -> None:
-        """A namespace's settings changed; blocks apply to streams opened from now on.
-        (``txn_timeout_s`` takes effect when the database is next opened.)"""
+    async def reconfigure(self, name: str) -> None:
+        """A namespace's settings changed: blocks apply to streams opened from now on;
+        the size limit and transaction timeout when the database reopens, now."""
+        await self.close_database(name)
 
     def _config_for(self, name: str) -> DatabaseConfig:
-        timeout = self.catalog.config(name).txn_timeout_s
-        if timeout is None:
-            return self.db_config
-        return dataclasses.replace(self.db_config, txn_timeout_s=float(timeout))
+        config = self.catalog.config(name)
+        timeout = config.txn_timeout_s
+        return dataclasses.replace(
+            self.db_config, db_size_bytes_max=config.max_db_size_bytes,
+            txn_timeout_s=self.db_config.txn_timeout_s if timeout is None else float(timeout))
 
     def close(self) -> None:
         with self._lock:

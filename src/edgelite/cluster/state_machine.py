@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edgelite.cluster.catalog import parse_config
+from edgelite.cluster.catalog import NamespaceConfig
 from edgelite.cluster.commands import CatalogCommand, CatalogOp, WriteCommand, decode_command
-from edgelite.errors import DivergenceError, EdgeliteError, StorageError
+from edgelite.errors import DivergenceError, StorageError
 from edgelite.raft import ConfState, Entry
 from edgelite.storage.snapshot_files import backup_file
 
@@ -64,8 +64,8 @@ class ClusterStateMachine:
         assert isinstance(command, CatalogCommand), command
         catalog = self.node.catalog
         try:
-            config = parse_config(command.config)
-        except EdgeliteError as exc:  # refused on the leader already; keep nodes equal
+            config = NamespaceConfig.from_json(command.config)
+        except (TypeError, ValueError) as exc:  # checked on the leader; keep nodes equal
             logger.error("catalog entry %d has an invalid config: %s", entry.index, exc)
             catalog.mark_applied(entry.index)
             return
@@ -81,7 +81,7 @@ class ClusterStateMachine:
             await self._fork(entry.index, command, config)
         elif op is CatalogOp.CONFIG:
             catalog.apply_config(entry.index, command.namespace, config)
-            self.node.reconfigure(command.namespace)
+            await self.node.reconfigure(command.namespace)
 
     async def _fork(self, index: int, command: CatalogCommand, config: Any) -> None:
         catalog = self.node.catalog

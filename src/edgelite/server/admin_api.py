@@ -19,7 +19,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from edgelite.errors import EdgeliteError, NotLeaderError, ProtocolError
+from edgelite.auth import parse_public_keys
+from edgelite.errors import ConfigError, EdgeliteError, NotLeaderError, ProtocolError
 from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
 from edgelite.server.metrics import Metrics
 from edgelite.server.responses import error_response
@@ -138,6 +139,7 @@ class AdminApi:
         return {"namespaces": [{"name": n} for n in self.node.namespaces()]}
 
     async def create(self, match: re.Match[str], body: dict[str, Any]) -> None:
+        _check_jwt_key(body)
         await self.node.create_namespace(match["ns"], body)
 
     async def delete(self, match: re.Match[str], _body: dict[str, Any]) -> None:
@@ -153,6 +155,7 @@ class AdminApi:
         return self.node.namespace_config(match["ns"])
 
     async def set_config(self, match: re.Match[str], body: dict[str, Any]) -> None:
+        _check_jwt_key(body)
         await self.node.set_namespace_config(match["ns"], body)
 
     async def stats(self, match: re.Match[str], _body: dict[str, Any]) -> Any:
@@ -193,6 +196,19 @@ class AdminApi:
     async def render_metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(),
                             content_type="text/plain", charset="utf-8")
+
+
+def _check_jwt_key(body: dict[str, Any]) -> None:
+    """A namespace key must load like the node's (``--auth-jwt-key-file`` formats)."""
+    key = body.get("jwt_key")
+    if key is None:
+        return
+    if not isinstance(key, str):
+        raise ProtocolError("`jwt_key` must be a string (PEM or base64url Ed25519 keys)")
+    try:
+        parse_public_keys(key, source="jwt_key")
+    except ConfigError as exc:
+        raise ProtocolError(f"`jwt_key` is not usable: {exc.message}") from exc
 
 
 def _json_body(raw: bytes) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import msgspec
 from aiohttp import web
 
 from edgelite import __version__
-from edgelite.auth import Access, Authenticator, Identity
+from edgelite.auth import Access, Authenticator, Identity, build_authenticator
 from edgelite.errors import (
     ClusterUnavailableError,
     EdgeliteError,
@@ -102,6 +102,7 @@ class UserApi:
         self.config = config
         self.cluster = cluster
         self.limits = hrana.DecodeLimits(statements_max=config.statements_max)
+        self._namespace_authenticators: dict[str, Authenticator] = {}
 
     def routes(self) -> list[web.AbstractRouteDef]:
         routes = [web.post(path, self.http_entry) for path in ROUTES if path != "/"]
@@ -124,8 +125,25 @@ class UserApi:
         return namespace_for(request.headers, request.match_info.get("namespace"),
                              enabled=self.config.namespaces_enabled)
 
+    def authenticator_for(self, namespace: str) -> Authenticator:
+        """The namespace's own key (admin config ``jwt_key``) replaces the node's."""
+        try:
+            key = self.node.namespace_config(namespace).get("jwt_key")
+        except EdgeliteError:
+            key = None  # unknown namespace: reported once the request runs
+        if not key:
+            return self.authenticator
+        cached = self._namespace_authenticators.get(key)
+        if cached is None:
+            cached = build_authenticator(jwt_key=key)
+            if len(self._namespace_authenticators) > 1024:
+                self._namespace_authenticators.clear()
+            self._namespace_authenticators[key] = cached
+        return cached
+
     def call_from(self, request: web.Request, kind: str) -> Call:
-        identity = self.authenticator.authenticate_header(
+        namespace = self.namespace(request)
+        identity = self.authenticator_for(namespace).authenticate_header(
             request.headers.get("Authorization"), time.time())
         consistency, bookmark = self.consistency_of(request.headers)
         request_id = request.headers.get("x-edgelite-request-id", "")
@@ -134,8 +152,7 @@ class UserApi:
         if not request_id:
             # Named in "outcome unknown" errors, so any caller can ask what happened.
             request_id = secrets.token_hex(12)
-        return Call(kind, self.namespace(request), identity, consistency, bookmark,
-                    request_id)
+        return Call(kind, namespace, identity, consistency, bookmark, request_id)
 
     def consistency_of(self, headers: Any) -> tuple[str, int | None]:
         level = headers.get("x-edgelite-consistency")

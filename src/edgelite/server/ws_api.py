@@ -128,7 +128,10 @@ class _Connection:
 
     async def hello(self, jwt: str | None) -> bool:
         try:
-            self.identity = self.api.authenticator.authenticate_jwt(jwt, time.time())
+            authenticator = self.api.authenticator
+            if self.api.user_api is not None:
+                authenticator = self.api.user_api.authenticator_for(self.namespace)
+            self.identity = authenticator.authenticate_jwt(jwt, time.time())
         except AuthenticationError as exc:
             error = m.Error(f"Authentication failed: {exc.message}", exc.code)
             await self.send(self.session.hello_error(error))

@@ -39,10 +39,12 @@ class DatabaseConfig:
     read_queue_max: int = 8192
     txn_timeout_s: float = 5.0
     synchronous_full: bool = True
+    db_size_bytes_max: int | None = None
 
     def writer_config(self) -> WriterConfig:
         return WriterConfig(self.limits, self.query_timeout_ms, self.group_commit_max,
-                            self.write_queue_max, self.txn_timeout_s, self.synchronous_full)
+                            self.write_queue_max, self.txn_timeout_s, self.synchronous_full,
+                            self.db_size_bytes_max)
 
 
 class Database:

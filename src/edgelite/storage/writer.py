@@ -86,6 +86,7 @@ class WriterConfig:
     write_queue_max: int = 4096
     txn_timeout_s: float = 5.0
     synchronous_full: bool = True
+    db_size_bytes_max: int | None = None  # client writes past it fail with SQLITE_FULL
 
 
 @dataclasses.dataclass(slots=True)
@@ -116,6 +117,8 @@ class Writer:
         self.connection.set_commit_hook(self._commit_hook)
         with self._authorized_commit():
             effects.ensure_state_table(self.connection)
+        if config.db_size_bytes_max is not None:
+            self._limit_size(config.db_size_bytes_max)
         self.applied_index = effects.read_applied_index(self.connection)
         self.applier = Applier(path, config.limits, synchronous_full=config.synchronous_full)
         # Cluster hooks: whether client writes may start here (the leader, caught up),
@@ -528,6 +531,12 @@ class Writer:
         # for a client's identical text.
         with internal_statements(self.connection):
             return list(self.connection.cursor().execute(sql, bindings, can_cache=False))
+
+    def _limit_size(self, size_bytes: int) -> None:
+        # Only the leader's writer: replicas must apply whatever the leader committed.
+        page_size = int(self._internal_query("PRAGMA page_size", ())[0][0])
+        pages = max(1, size_bytes // page_size)
+        self._internal_query(f"PRAGMA max_page_count = {pages}", ())
 
     def _commit_hook(self) -> bool:
         # True turns the commit into a rollback: nothing commits that did not pass
