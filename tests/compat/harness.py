@@ -127,6 +127,11 @@ class AuthKeys:
         # Far beyond sqld's 60 s validation leeway.
         return self.primary.token(a="rw", exp=int(time.time()) - 3600)
 
+    def script_tokens(self) -> dict[str, str]:
+        """The ``tokens`` entry of a node script's config (auth scenarios)."""
+        return {"stranger": self.stranger.token(a="rw"), "expired": self.expired_token(),
+                "readOnly": self.ro_token(), "rotated": self.rotated.token(a="rw")}
+
 
 @dataclasses.dataclass
 class CompatServer:

@@ -12,6 +12,7 @@ from tests.compat.expect import (
     NO_SUCH_TABLE_CODES,
     READ_ONLY_VIOLATION_CODES,
     big,
+    http_status_error,
     raw,
     result_set,
 )
@@ -152,6 +153,35 @@ def check_s12_errors(seen: dict[str, Any], context: RunContext) -> None:
     assert seen["tooManyArgs"]["code"] == "ARGS_INVALID", seen["tooManyArgs"]
     assert seen["twoStatements"]["code"] == "SQL_MANY_STATEMENTS", seen["twoStatements"]
     assert seen["stillWorks"] == [[1]]
+
+
+def check_s13_auth(seen: dict[str, Any]) -> None:
+    """Scenario 13 (HTTP, JWT server): tokens from the script's config."""
+    assert seen["valid"] == {"rows": [[1]]}
+    assert seen["rotated"] == {"rows": [[1]]}, "a token signed by the second key must work"
+    http_status_error(seen["missing"]["error"], 401, "AUTH_HEADER_NOT_FOUND")
+    http_status_error(seen["stranger"]["error"], 401, "AUTH_JWT_INVALID")
+    http_status_error(seen["expired"]["error"], 401, "AUTH_JWT_EXPIRED")
+    assert seen["readOnlySelect"] == {"rows": [[0]]}
+    assert "error" in seen["readOnlyInsert"], seen["readOnlyInsert"]
+    http_status_error(seen["readOnlyInsert"]["error"], 403, "AUTH_PERMISSION_DENIED")
+    assert seen["after"] == [[0]]
+
+
+def check_s17_ws_auth(seen: dict[str, Any]) -> None:
+    """Scenario 17 (WebSocket, JWT server)."""
+    assert seen["valid"] == {"rows": [[1]]}
+    assert seen["rotated"] == {"rows": [[1]]}
+    assert seen["missing"]["error"]["code"] == "AUTH_HEADER_NOT_FOUND", seen["missing"]
+    assert seen["stranger"]["error"]["code"] == "AUTH_JWT_INVALID", seen["stranger"]
+    assert seen["expired"]["error"]["code"] == "AUTH_JWT_EXPIRED", seen["expired"]
+    read_only = seen["readOnly"]
+    assert read_only["select"] == {"rows": [[0]]}
+    assert "error" in read_only["insert"], read_only
+    assert read_only["insert"]["error"]["code"] != "HRANA_WEBSOCKET_ERROR", (
+        "a permission error fails the statement, not the socket")
+    assert read_only["again"] == {"rows": [[0]]}
+    assert seen["after"] == [[0]]
 
 
 CHECKS: dict[str, Callable[[dict[str, Any], RunContext], None]] = {

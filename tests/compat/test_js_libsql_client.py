@@ -19,7 +19,7 @@ import pytest
 from tests.compat.conftest import ServerPool
 from tests.compat.expect import http_status_error, ok
 from tests.compat.harness import JWT, NAMESPACES, PLAIN, SHORT_EXPIRY, CompatServer, run_node
-from tests.compat.js_checks import CHECKS, RunContext
+from tests.compat.js_checks import CHECKS, RunContext, check_s13_auth, check_s17_ws_auth
 
 pytestmark = [pytest.mark.usefixtures("node"), pytest.mark.timeout(300)]
 
@@ -46,12 +46,7 @@ def base_config(server: CompatServer, transport: str, prefix: str,
         "distinctSql": 120 if transport == "ws" else 40,
     }
     if server.keys is not None:
-        config["tokens"] = {
-            "stranger": server.keys.stranger.token(a="rw"),
-            "expired": server.keys.expired_token(),
-            "readOnly": server.keys.ro_token(),
-            "rotated": server.keys.rotated.token(a="rw"),
-        }
+        config["tokens"] = server.keys.script_tokens()
     return config
 
 
@@ -168,16 +163,7 @@ def test_s12_error_codes(runs: Runs, transport: str, mode: str) -> None:
 
 @pytest.mark.parametrize("transport", HTTP_TRANSPORTS)
 def test_s13_jwt_auth_over_http(runs: Runs, transport: str) -> None:
-    seen = ok(runs.get(transport, "jwt"), "s13_auth")
-    assert seen["valid"] == {"rows": [[1]]}
-    assert seen["rotated"] == {"rows": [[1]]}, "a token signed by the second key must work"
-    http_status_error(seen["missing"]["error"], 401, "AUTH_HEADER_NOT_FOUND")
-    http_status_error(seen["stranger"]["error"], 401, "AUTH_JWT_INVALID")
-    http_status_error(seen["expired"]["error"], 401, "AUTH_JWT_EXPIRED")
-    assert seen["readOnlySelect"] == {"rows": [[0]]}
-    assert "error" in seen["readOnlyInsert"], seen["readOnlyInsert"]
-    http_status_error(seen["readOnlyInsert"]["error"], 403, "AUTH_PERMISSION_DENIED")
-    assert seen["after"] == [[0]]
+    check_s13_auth(ok(runs.get(transport, "jwt"), "s13_auth"))
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -231,16 +217,4 @@ def test_s15_s16_websocket_reconnect_after_60s(runs: Runs, mode: str) -> None:
 
 
 def test_s17_jwt_auth_over_websocket(runs: Runs) -> None:
-    seen = ok(runs.get("ws", "jwt"), "s17_ws_auth")
-    assert seen["valid"] == {"rows": [[1]]}
-    assert seen["rotated"] == {"rows": [[1]]}
-    assert seen["missing"]["error"]["code"] == "AUTH_HEADER_NOT_FOUND", seen["missing"]
-    assert seen["stranger"]["error"]["code"] == "AUTH_JWT_INVALID", seen["stranger"]
-    assert seen["expired"]["error"]["code"] == "AUTH_JWT_EXPIRED", seen["expired"]
-    read_only = seen["readOnly"]
-    assert read_only["select"] == {"rows": [[0]]}
-    assert "error" in read_only["insert"], read_only
-    assert read_only["insert"]["error"]["code"] != "HRANA_WEBSOCKET_ERROR", (
-        "a permission error fails the statement, not the socket")
-    assert read_only["again"] == {"rows": [[0]]}
-    assert seen["after"] == [[0]]
+    check_s17_ws_auth(ok(runs.get("ws", "jwt"), "s17_ws_auth"))

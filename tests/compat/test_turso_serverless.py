@@ -158,10 +158,7 @@ def js_config(server: CompatServer, prefix: str, scenarios: list[str]) -> dict[s
     config: dict[str, Any] = {"url": server.url, "authToken": server.token(), "prefix": prefix,
                               "scenarios": scenarios}
     if server.keys is not None:
-        config["tokens"] = {"stranger": server.keys.stranger.token(a="rw"),
-                            "expired": server.keys.expired_token(),
-                            "readOnly": server.keys.ro_token(),
-                            "rotated": server.keys.rotated.token(a="rw")}
+        config["tokens"] = server.keys.script_tokens()
     return config
 
 
