@@ -12,7 +12,6 @@ the observations of each scenario. All assertions live in Python.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import json
@@ -337,6 +336,3 @@ def run_node(script: str, config: dict[str, Any], timeout_s: float = NODE_TIMEOU
     assert isinstance(result, dict), result
     return result
 
-
-def b64_nopad(raw: bytes) -> str:
-    return base64.b64encode(raw).decode().rstrip("=")
