@@ -22,6 +22,7 @@ from edgelite.protocol.hrana.batons import (
     USED_BATON_MESSAGE,
     BatonCodec,
     BatonFields,
+    baton_node_id,
 )
 from edgelite.protocol.hrana.errors import (
     SQLITE_CODE_NAMES,
@@ -350,6 +351,7 @@ __all__ = [
     "WsResponse",
     "WsSequenceRequest",
     "WsSession",
+    "baton_node_id",
     "blob_from_base64",
     "blob_to_base64",
     "decode_cursor_entry",
