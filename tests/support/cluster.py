@@ -51,6 +51,7 @@ class Member:
 class Cluster:
     def __init__(self, root: Path, members: list[Member], secret_file: Path,
                  extra_args: tuple[str, ...], env: dict[str, str]) -> None:
+        self.token: str | None = None  # sent by execute() when the cluster uses JWT auth
         self.root = root
         self.members = {m.node_id: m for m in members}
         self.secret_file = secret_file
@@ -60,13 +61,15 @@ class Cluster:
 
     @classmethod
     def start(cls, root: Path, size: int = 3, *, extra_args: tuple[str, ...] = (),
-              env: dict[str, str] | None = None, wait: bool = True) -> Cluster:
+              env: dict[str, str] | None = None, wait: bool = True,
+              token: str | None = None) -> Cluster:
         root.mkdir(parents=True, exist_ok=True)
         secret_file = root / "secret"
         secret_file.write_text(base64.b64encode(os.urandom(32)).decode())
         members = [Member(f"n{i}", root / f"n{i}", free_port(), free_port(), free_port(),
                           root / f"n{i}.log") for i in range(1, size + 1)]
         cluster = cls(root, members, secret_file, extra_args, dict(env or {}))
+        cluster.token = token
         bootstrap = ",".join(f"{m.node_id}=127.0.0.1:{m.peer_port}" for m in members)
         for member in members:
             cluster.launch(member, ("--bootstrap", bootstrap))
@@ -110,7 +113,7 @@ class Cluster:
     def leader(self, timeout_s: float = 20.0) -> Member:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for node_id, member in self.members.items():
+            for node_id in self.members:
                 status = self.status(node_id)
                 if status and status.get("leader_id") in self.members:
                     leader = self.members[status["leader_id"]]
@@ -151,8 +154,11 @@ class Cluster:
         if args:
             stmt["args"] = [_value(a) for a in args]
         body = {"requests": [{"type": "execute", "stmt": stmt}, {"type": "close"}]}
+        headers = {"x-edgelite-consistency": consistency}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         return self.http.post(member.url + "/v2/pipeline", json=body, timeout=timeout_s,
-                              headers={"x-edgelite-consistency": consistency})
+                              headers=headers)
 
     def rows(self, member: Member, sql: str, consistency: str = "strong") -> list[list[Any]]:
         response = self.execute(member, sql, consistency=consistency)

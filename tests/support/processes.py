@@ -95,8 +95,9 @@ def start_server(
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     name: str = "server",
+    port: int | None = None,
 ) -> ServerProcess:
-    port = free_port()
+    port = port if port is not None else free_port()
     data_dir = tmp_path / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = tmp_path / f"{name}.log"
