@@ -7,6 +7,7 @@ loaded lazily so importing edgelite stays cheap and free of side effects.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
@@ -28,4 +29,6 @@ def __getattr__(name: str) -> Any:
         from edgelite import client
 
         return getattr(client, name)
+    if name == "aio":  # ``edgelite.aio`` without importing it first
+        return importlib.import_module("edgelite.aio")
     raise AttributeError(f"module 'edgelite' has no attribute {name!r}")
