@@ -219,6 +219,13 @@ class DiskFullError(StorageError):
     code = "SQLITE_FULL"
 
 
+class DatabaseClosedError(StorageError):
+    """The database is closing (deleted, replaced or the node stops); retry may succeed."""
+
+    code = "DATABASE_CLOSED"
+    http_status = 503
+
+
 class HandshakeError(ProtocolError):
     """A node-to-node connection failed its handshake (wrong secret, wrong cluster,
     replayed nonce, unexpected node id...). ``reason`` is a short stable label for

@@ -8,6 +8,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,13 @@ class EchoServer(socketserver.ThreadingTCPServer):
     def total(self) -> int:
         with self.lock:
             return len(self.received)
+
+    def total_reaches(self, expected: int) -> int:
+        """The byte count once it reached ``expected`` (or after WAIT_S, whatever it is)."""
+        deadline = time.monotonic() + WAIT_S
+        while self.total() < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.total()
 
 
 @pytest.fixture
@@ -144,13 +152,13 @@ def test_one_way_partitions(proxy: FaultProxy, echo: EchoServer) -> None:
     with connect(proxy) as sock:
         proxy.partition(Direction.DOWNSTREAM)
         sock.sendall(b"ping")
-        assert nothing_arrives(sock)
-        assert echo.total() == 4  # the request got through, only the reply was cut
+        assert echo.total_reaches(4) == 4  # the request got through...
+        assert nothing_arrives(sock)  # ...only the reply was cut
         proxy.heal()
         proxy.partition(Direction.UPSTREAM)
         sock.sendall(b"pong")
         assert nothing_arrives(sock)
-        assert echo.total() == 4
+        assert echo.total() == 4  # a lower bound: the cut held it for QUIET_S at least
 
 
 def test_delay_holds_each_chunk_back(proxy: FaultProxy) -> None:
@@ -217,8 +225,8 @@ def test_network_cuts_one_direction_on_either_connection(echo: EchoServer) -> No
         a_to_b.sendall(b"1")  # a -> b: cut
         assert nothing_arrives(a_to_b)
         b_to_a.sendall(b"2")  # b -> a reaches the echo, but the echo back is a -> b
+        assert echo.total_reaches(1) == 1
         assert nothing_arrives(b_to_a)
-        assert echo.total() == 1
         net.heal()
         a_to_b.sendall(b"3")
         assert recv_exactly(a_to_b, 1) == b"3"

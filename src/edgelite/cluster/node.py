@@ -43,6 +43,7 @@ from edgelite.errors import (
     AlreadyAppliedError,
     BlockedError,
     ClusterUnavailableError,
+    DatabaseClosedError,
     NamespaceNotFoundError,
     ProtocolError,
 )
@@ -306,17 +307,29 @@ class Node:
             await self.read_barrier(read or STRONG)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[JobOutcome] = loop.create_future()
-        stream.database.submit(stream.session, program, budget=self.limits.budget(),
-                               on_done=_settle_from_thread(loop, done),
-                               prefer_reader=prefer_reader, request_id=request_id)
-        outcome = await done
+        try:
+            stream.database.submit(stream.session, program, budget=self.limits.budget(),
+                                   on_done=_settle_from_thread(loop, done),
+                                   prefer_reader=prefer_reader, request_id=request_id)
+            outcome = await done
+        except DatabaseClosedError as exc:
+            raise self._closed_error(stream.namespace, exc) from exc
         stats = self.stats.setdefault(stream.namespace, NamespaceStats())
         if outcome.commit_index is not None:
             stats.write_requests += 1
+        if isinstance(outcome.error, DatabaseClosedError):
+            raise self._closed_error(stream.namespace, outcome.error) from outcome.error
         if outcome.error is not None:
             raise outcome.error
         index = outcome.commit_index or outcome.applied_index
         return Executed(outcome.value, index)
+
+    def _closed_error(self, namespace: str, error: DatabaseClosedError) -> Exception:
+        """A request racing the deletion of its namespace gets the answer it would have
+        got a moment later; any other closing (a replacement, shutdown) is retryable."""
+        if not self.catalog.exists(namespace):
+            return NamespaceNotFoundError(f"Namespace `{namespace}` doesn't exist")
+        return error
 
     @staticmethod
     def _prefer_reader(database: Database, texts: Sequence[str]) -> bool:

@@ -75,13 +75,18 @@ class ClusterStateMachine:
                 self.node.database(command.namespace)
         elif op is CatalogOp.DELETE:
             self.node.forget_divergence(command.namespace)
-            await self.node.close_database(command.namespace)
-            catalog.apply_delete(entry.index, command.namespace)
+            # Forget first: closing while the catalog still lists the namespace would let
+            # a request in between reopen the database whose files are being removed.
+            if catalog.apply_delete(entry.index, command.namespace):
+                await self.node.close_database(command.namespace)
+                await asyncio.to_thread(catalog.remove_files, command.namespace)
         elif op is CatalogOp.FORK:
             await self._fork(entry.index, command, config)
         elif op is CatalogOp.CONFIG:
             catalog.apply_config(entry.index, command.namespace, config)
             await self.node.reconfigure(command.namespace)
+        elif op is CatalogOp.IDENTITY:
+            catalog.apply_identity(entry.index, str(command.config.get("cluster_id", "")))
 
     async def _fork(self, index: int, command: CatalogCommand, config: Any) -> None:
         catalog = self.node.catalog

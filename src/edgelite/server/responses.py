@@ -16,6 +16,7 @@ from edgelite.errors import (
     AuthenticationError,
     BlockedError,
     ClusterError,
+    DatabaseClosedError,
     EdgeliteError,
     InvalidNamespaceError,
     LimitExceededError,
@@ -63,8 +64,9 @@ def error_response(exc: BaseException) -> web.Response:
     if isinstance(exc, LimitExceededError):
         status = 413 if exc.limit == "request_bytes_max" else 400
         return json_response(error_body(exc.message, exc.message, exc.code), status)
-    if isinstance(exc, ClusterError):
-        return json_response(error_body(exc.message, exc.message, exc.code), 503)
+    if isinstance(exc, ClusterError | DatabaseClosedError):
+        return json_response(error_body(exc.message, exc.message, exc.code), 503,
+                             headers={"Retry-After": "1"})
     if isinstance(exc, EdgeliteError):
         logger.warning("request failed: %s", exc.message)
         return json_response(error_body(f"Internal Error: `{exc.message}`", exc.message,

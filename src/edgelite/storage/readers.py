@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from edgelite.errors import OverloadedError, StorageError
+from edgelite.errors import DatabaseClosedError, OverloadedError
 from edgelite.storage.connection import ConnectionLimits, Role, open_connection
 from edgelite.storage.context import ReaderContext
 from edgelite.storage.executor import StatementRunner
@@ -58,7 +58,7 @@ class Reader:
     def submit(self, job: Job) -> None:
         with self._cond:
             if self._stopping:
-                raise StorageError(f"{self.name} is closing")
+                raise DatabaseClosedError(f"{self.name} is closing")
             self._jobs.append(job)
             self._cond.notify()
 
@@ -87,7 +87,7 @@ class Reader:
             pending = list(self._jobs)
             self._jobs.clear()
         for job in pending:
-            job.on_done(JobOutcome(None, StorageError(f"{self.name} is closing"), None,
+            job.on_done(JobOutcome(None, DatabaseClosedError(f"{self.name} is closing"), None,
                                    self._applied_index()))
 
     def _run(self, job: Job) -> None:
@@ -154,7 +154,7 @@ class ReaderPool:
             return
         with self._lock:
             if self._stopping:
-                raise StorageError("the read pool is closing")
+                raise DatabaseClosedError("the read pool is closing")
             reader = self._free_reader()
             if reader is None and not job.session.reads_only:
                 to_writer = True  # every connection is held: the writer can serve it
@@ -211,5 +211,5 @@ class ReaderPool:
         for reader in self.readers:
             reader.stop()
         for job in parked:
-            job.on_done(JobOutcome(None, StorageError("the read pool is closing"), None,
+            job.on_done(JobOutcome(None, DatabaseClosedError("the read pool is closing"), None,
                                    self._applied_index()))

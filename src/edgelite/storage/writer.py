@@ -32,6 +32,7 @@ import apsw
 
 from edgelite.errors import (
     AlreadyAppliedError,
+    DatabaseClosedError,
     NotLeaderError,
     OverloadedError,
     SqlError,
@@ -53,6 +54,7 @@ from edgelite.storage.session import (
 )
 from edgelite.storage.sqlite_errors import sql_error_from_apsw
 from edgelite.storage.statements import StatementCache, StatementInfo
+from edgelite.storage.sync_tables import RowClockStamper
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,8 @@ class Writer:
             self._limit_size(config.db_size_bytes_max)
         self.applied_index = effects.read_applied_index(self.connection)
         self.applier = Applier(path, config.limits, synchronous_full=config.synchronous_full)
+        # Offline sync: rows of last-writer-wins tables get a clock at every commit.
+        self.row_clocks = RowClockStamper()
         # Cluster hooks: whether client writes may start here (the leader, caught up),
         # and who hears that an entry this writer proposed is committed locally.
         self.accepting_writes = True
@@ -145,7 +149,7 @@ class Writer:
     def submit(self, job: Job) -> None:
         with self._cond:
             if self._stopping:
-                raise StorageError(f"database {self.name} is closing")
+                raise DatabaseClosedError(f"database {self.name} is closing")
             if job.session is self.owner or job.close_session:
                 self._owner_lane.append(job)
             elif len(self._general) >= self.config.write_queue_max:
@@ -160,7 +164,7 @@ class Writer:
         """Queue a committed entry; applies run before any client job that follows."""
         with self._cond:
             if self._stopping:
-                raise StorageError(f"database {self.name} is closing")
+                raise DatabaseClosedError(f"database {self.name} is closing")
             self._apply_lane.append(job)
             self._cond.notify()
 
@@ -222,7 +226,7 @@ class Writer:
             pending = list(self._owner_lane) + list(self._general)
             self._owner_lane.clear()
             self._general.clear()
-        closing = StorageError(f"database {self.name} is closing")
+        closing = DatabaseClosedError(f"database {self.name} is closing")
         for job in pending:
             self._deliver(job, None, closing, None)
         with self._cond:
@@ -394,6 +398,7 @@ class Writer:
 
     def commit_transaction(self) -> int | None:
         """Capture the effect, pass it through the commit step, then COMMIT locally."""
+        self.row_clocks.before_commit(self.connection, self.recorder.changesets_so_far)
         effect = self.recorder.finish()
         index = None
         request_ids = tuple(self._txn_request_ids)
