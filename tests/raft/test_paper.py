@@ -8,6 +8,7 @@ Each docstring quotes or paraphrases the claim and cites its section.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -706,6 +707,53 @@ def test_out_of_order_snapshot_chunk_is_answered_with_the_expected_offset() -> N
     assert ready is not None and [c.offset for c in ready.snapshot_chunks] == [0]
     answers = [m.next_offset for m in ready.messages if isinstance(m, InstallSnapshotResponse)]
     assert answers == [10, 10]
+
+
+def _chunks_sent(c: Any, to: str) -> list[int]:
+    """Offsets of the InstallSnapshot chunks the leader sends to ``to`` (then dropped)."""
+    c.process_ready("1")
+    offsets = [m.offset for m in c.in_flight
+               if isinstance(m, InstallSnapshot) and m.to_id == to]
+    c.in_flight = []
+    return offsets
+
+
+def test_leader_takes_the_followers_offset_as_the_resume_point() -> None:
+    """A follower that kept a partial copy across the leader's restart of the transfer
+    (or that lost its copy, or answers late) names the offset it wants; the leader
+    continues from there instead of repeating a chunk the follower refuses forever
+    (simulator seeds 6718 and 13349 livelocked so)."""
+    c = cluster(max_message_bytes=16)
+    c.elect("1")
+    c.isolate("3")
+    c.nodes["1"].raft.propose_batch([b"a" * 10, b"b" * 10, b"c" * 10])
+    c.stabilize()
+    meta = c.nodes["1"].take_snapshot()
+    assert meta.size_bytes > 48
+    c.heal()
+    leader = c.nodes["1"].raft
+    first: list[int] = []
+    for _ in range(50):  # heartbeats until the leader finds 3 behind its compaction
+        c.tick("1")
+        for node in sorted(c.nodes):
+            c.process_ready(node)
+        first = [m.offset for m in c.in_flight if isinstance(m, InstallSnapshot)]
+        if first:
+            break
+        c.deliver()
+    c.in_flight = []
+
+    def answer(next_offset: int) -> list[int]:
+        leader.step(InstallSnapshotResponse("3", "1", leader.term, meta.id, next_offset,
+                                            False))
+        return _chunks_sent(c, "3")
+
+    assert first == [0]
+    assert answer(32) == [32]  # resume where the follower's partial copy ends
+    assert answer(32) == []  # a duplicate of the answer just acted upon
+    assert answer(0) == [0]  # the follower lost its copy (or a late answer): restart
+    assert answer(48) == [48]  # ...and the follower's next answer corrects a late one
+    assert answer(meta.size_bytes + 16) == []  # impossible offsets are ignored
 
 
 def _meta(*, index: int, term: int, size: int = 0) -> SnapshotMeta:

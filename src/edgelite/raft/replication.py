@@ -195,13 +195,15 @@ def handle_snapshot_response(r: Raft, m: InstallSnapshotResponse) -> None:
     meta = pr.pending_snapshot
     if meta is None or meta.id != m.snapshot_id:
         return  # about a transfer we abandoned
-    if m.next_offset == pr.snapshot_sent_offset > pr.snapshot_acked_offset:
-        pr.snapshot_acked_offset = m.next_offset
-        _send_chunk(r, m.from_id, pr)
-    elif m.next_offset == 0 and pr.snapshot_acked_offset > 0:
-        # The follower lost its partial copy (it restarted): start over.
-        pr.snapshot_acked_offset = 0
-        _send_chunk(r, m.from_id, pr)
+    if not 0 <= m.next_offset < meta.size_bytes or m.next_offset == pr.snapshot_acked_offset:
+        return  # impossible, or a duplicate of an answer already acted upon
+    # The follower's offset is authoritative (a snapshot id always names the same
+    # bytes): the next chunk in order, a restart (it lost its partial copy), or a
+    # resume point (it kept a partial copy across our restart of the transfer). A late
+    # answer costs one round trip, after which the follower's next answer corrects us;
+    # ignoring answers here instead livelocked transfers (simulator seeds 6718, 13349).
+    pr.snapshot_acked_offset = m.next_offset
+    _send_chunk(r, m.from_id, pr)
 
 
 def tick_snapshots(r: Raft) -> None:
