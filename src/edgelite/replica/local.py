@@ -28,7 +28,7 @@ from edgelite.client.target import LocalTarget
 from edgelite.errors import SqlError
 from edgelite.protocol import hrana
 from edgelite.protocol.hrana import messages as m
-from edgelite.storage.sqlite_errors import sql_error_from_apsw
+from edgelite.storage.sqlite_errors import Phase, sql_error_from_apsw
 
 __all__ = ["AsyncLocalDatabase", "LocalBackend", "LocalDatabase"]
 
@@ -49,10 +49,21 @@ class LocalDatabase:
         if target.uri:
             flags |= apsw.SQLITE_OPEN_URI
         try:
-            self._db = apsw.Connection(target.path, flags=flags)
+            connection = apsw.Connection(target.path, flags=flags)
         except apsw.Error as exc:
             raise sql_error_from_apsw(exc, phase="step") from exc
-        self._db.set_busy_timeout(int(busy_timeout_s * 1000))
+        connection.set_busy_timeout(int(busy_timeout_s * 1000))
+        self._attach(connection)
+
+    @classmethod
+    def over(cls, connection: apsw.Connection) -> LocalDatabase:
+        """Serve an already opened (and configured) connection; it is closed with us."""
+        database = cls.__new__(cls)
+        database._attach(connection)
+        return database
+
+    def _attach(self, connection: apsw.Connection) -> None:
+        self._db = connection
         self._stored: dict[int, str] = {}
         self._cursor = self._db.cursor()
         self._cursor.exec_trace = self._trace
@@ -92,11 +103,10 @@ class LocalDatabase:
         if kind is m.GetAutocommitRequest:
             return m.GetAutocommitResponse(self._db.get_autocommit())
         if kind is m.CloseRequest:
-            if not self._db.get_autocommit():
-                self._db.execute("ROLLBACK")
+            self._close_stream()
             return m.CloseResponse()
         if isinstance(request, m.SequenceRequest):
-            self._script(self._text_of(request.sql, request.sql_id))
+            self._run_script(self._text_of(request.sql, request.sql_id))
             return m.SequenceResponse()
         if isinstance(request, m.StoreSqlRequest):
             self._stored[request.sql_id] = request.sql
@@ -127,13 +137,29 @@ class LocalDatabase:
                 outcomes.append(False)
         return m.BatchResult(results, errors)
 
-    def _script(self, script: str) -> None:
+    # --- hooks (replica transports refine these) ----------------------------------------
+
+    def _close_stream(self) -> None:
+        """The one stream closes: roll back what it left open (the connection stays)."""
+        if not self._db.get_autocommit():
+            self._db.execute("ROLLBACK")
+
+    def _execute(self, text: str, bindings: Any) -> tuple[list[Any], int, int]:
+        """Run one statement: ``(rows, changes, last_insert_rowid)``; apsw errors pass."""
+        db = self._db
+        rows = self._cursor.execute(text, bindings).fetchall()
+        return rows, db.changes(), db.last_insert_rowid()
+
+    def _sql_error(self, exc: apsw.Error, phase: Phase) -> SqlError:
+        return sql_error_from_apsw(exc, phase=phase)
+
+    def _run_script(self, script: str) -> None:
         cursor = self._db.cursor()
         try:
             for _ in cursor.execute(script):
                 pass
         except apsw.Error as exc:
-            raise sql_error_from_apsw(exc, phase="step") from exc
+            raise self._sql_error(exc, "step") from exc
         finally:
             cursor.close()
 
@@ -155,9 +181,8 @@ class LocalDatabase:
         text = self._text_of(stmt.sql, stmt.sql_id)
         bindings = _bindings(stmt.args, stmt.named_args)
         self._text, self._columns, self._traced = text, [], False
-        db = self._db
         try:
-            rows = self._cursor.execute(text, bindings).fetchall()
+            rows, changes, last_rowid = self._execute(text, bindings)
         except _ManyStatements:
             self._reset_cursor()
             raise SqlError("SQL string contains more than one statement",
@@ -169,14 +194,14 @@ class LocalDatabase:
             raise SqlError(f"Arguments do not match SQL parameters: value for parameter "
                            f"{exc.args[0]} not found", code="ARGS_INVALID") from exc
         except apsw.Error as exc:
-            raise sql_error_from_apsw(exc, phase="step" if self._traced else "prepare") from exc
+            raise self._sql_error(exc, "step" if self._traced else "prepare") from exc
         keyword = sqlinfo.leading_keyword(text)
         is_dml = sqlinfo.classify(text) is sqlinfo.Lead.DML
         return m.StmtResult(
             cols=self._columns,
             rows=rows if stmt.want_rows else [],
-            affected_row_count=db.changes() if is_dml else 0,
-            last_insert_rowid=db.last_insert_rowid() if keyword in _ROWID_KEYWORDS else None,
+            affected_row_count=changes if is_dml else 0,
+            last_insert_rowid=last_rowid if keyword in _ROWID_KEYWORDS else None,
         )
 
     def _text_of(self, sql: str | None, sql_id: int | None) -> str:
