@@ -188,3 +188,30 @@ def test_malformed_append_entries_never_reach_the_log() -> None:
         raft.step(AppendEntries("1", "2", 2, 1, 1, entries, 0))
     assert raft.log.last_index() == 1
     assert drain(raft, storage) == []
+
+
+def test_sole_voter_read_index_needs_no_round_trip_only_when_alone() -> None:
+    alone, alone_storage = new_raft("1", voters=["1"], learners=["2"])
+    assert alone.sole_voter_read_index() is None  # a follower
+    alone.campaign()
+    drain(alone, alone_storage)  # elected; the term's no-op commits once persisted
+    assert alone.role is Role.LEADER
+    assert alone.sole_voter_read_index() == alone.log.committed == 1
+    alone.read_index(b"r")  # the answer agrees with what ReadIndex produces
+    ready = alone.ready()
+    assert [s.index for s in ready.read_states] == [1]
+    alone.advance(ready)
+
+    three, storage = new_raft("1")
+    elect(three, storage)
+    assert three.role is Role.LEADER
+    assert three.sole_voter_read_index() is None  # two other voters must confirm
+
+
+def test_sole_voter_read_index_waits_for_a_commit_of_its_term() -> None:
+    raft, storage = new_raft("1", voters=["1"], log_terms=[1, 1], term=1)
+    raft.campaign()
+    assert raft.role is Role.LEADER
+    assert raft.sole_voter_read_index() is None  # its no-op is not durable yet
+    drain(raft, storage)
+    assert raft.sole_voter_read_index() == 3

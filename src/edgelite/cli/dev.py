@@ -13,6 +13,7 @@ import click
 
 from edgelite import settings
 from edgelite.auth import build_authenticator
+from edgelite.cli.loop import run_server
 from edgelite.cluster.node import Node, build_node
 from edgelite.cluster.runtime import ClusterRuntime, MemberAddress, RuntimeConfig
 from edgelite.errors import ConfigError, EdgeliteError
@@ -62,13 +63,7 @@ def dev(**options: Any) -> None:
             leeway_s=settings.load()["jwt_leeway_s"])
     except EdgeliteError as exc:
         raise click.ClickException(exc.message) from exc
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
-        pass
-    asyncio.run(_serve(node, authenticator, server_config, options))
+    run_server(_serve(node, authenticator, server_config, options))
 
 
 def build(options: dict[str, Any]) -> tuple[ServerConfig, Node]:

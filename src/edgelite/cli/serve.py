@@ -14,6 +14,7 @@ import httpx
 
 from edgelite import settings
 from edgelite.auth import build_authenticator
+from edgelite.cli.loop import run_server
 from edgelite.cluster.addresses import MemberAddress
 from edgelite.cluster.membership import join_proof
 from edgelite.cluster.node import build_node
@@ -92,13 +93,7 @@ def serve(**options: Any) -> None:
         runtime, server = _build(options)
     except EdgeliteError as exc:
         raise click.ClickException(exc.message) from exc
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
-    asyncio.run(_run(runtime, server, options))
+    run_server(_run(runtime, server, options))
 
 
 def _has_state(options: dict[str, Any]) -> bool:

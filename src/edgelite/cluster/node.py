@@ -404,6 +404,9 @@ class Node:
         check_namespace_name(name)
         return config_to_json(self.catalog.config(name))
 
+    def namespace_jwt_key(self, name: str) -> str | None:
+        return self.catalog.config(name).jwt_key
+
     async def set_namespace_config(self, name: str, body: dict[str, Any]) -> None:
         self.catalog.config(check_namespace_name(name))  # 404 for unknown namespaces
         for field in ("block_reads", "block_writes"):

@@ -235,6 +235,16 @@ class Raft:
         leader.read_index(self, context)
         self.check_invariants()
 
+    def sole_voter_read_index(self) -> int | None:
+        """The read point ``read_index`` would produce at once, without a Ready round
+        trip: on a leader that is the only voter (it is the whole quorum, so there is no
+        heartbeat round to wait for) and has committed an entry of its term. ``None``
+        otherwise. A pure query: it changes nothing."""
+        if (self.role is Role.LEADER and self.conf.voters == frozenset((self.id,))
+                and self.log.term_or_zero(self.log.committed) == self.term):
+            return self.log.committed
+        return None
+
     def transfer_leadership(self, to: NodeId) -> None:
         """Hand leadership to voter ``to`` (thesis §3.10); raises NotLeaderError."""
         leader.transfer_leadership(self, to)

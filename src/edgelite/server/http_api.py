@@ -128,7 +128,7 @@ class UserApi:
     def authenticator_for(self, namespace: str) -> Authenticator:
         """The namespace's own key (admin config ``jwt_key``) replaces the node's."""
         try:
-            key = self.node.namespace_config(namespace).get("jwt_key")
+            key = self.node.namespace_jwt_key(namespace)
         except EdgeliteError:
             key = None  # unknown namespace: reported once the request runs
         if not key:
