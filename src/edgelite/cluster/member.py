@@ -124,6 +124,8 @@ class MemberStats:
     snapshot_chunks_received: int = 0
     snapshot_chunks_sent: int = 0
     snapshots_taken: int = 0
+    read_index_requests: int = 0
+    stale_reads_refreshed: int = 0
 
     def observe_fsync(self, seconds: float) -> None:
         self.fsyncs += 1
@@ -173,6 +175,9 @@ class Member:
         self._awaiting_local: dict[int, Entry] = {}
         self._dispatched_at: dict[int, float] = {}
         self.stats = MemberStats()
+        # Monotonic time of the newest confirmed read point this node has applied: every
+        # write acknowledged before it is visible here (see ``staleness_s``).
+        self.fresh_as_of: float | None = None
         status = self.raft.status()
         self._conf_history: list[tuple[int, ConfState]] = [
             (raft_config.applied, status.conf_state)]
@@ -231,9 +236,12 @@ class Member:
     async def read_index(self) -> int:
         """A linearizable read point (ReadIndex), once this node has applied it."""
         assert self._loop is not None
+        asked_at = time.monotonic()
         index = self.raft.sole_voter_read_index()
         if index is not None and self.applied_index >= index:
+            self._confirmed_fresh(asked_at)
             return index  # a one-voter cluster (edgelite dev) needs no round trip
+        self.stats.read_index_requests += 1
         future: asyncio.Future[int] = self._loop.create_future()
         self._read_batch.append(future)
         self._wake.set()
@@ -244,7 +252,21 @@ class Member:
         except TimeoutError:
             raise ClusterUnavailableError(
                 "no quorum confirmed the read within read_timeout_s") from None
+        self._confirmed_fresh(asked_at)
         return index
+
+    def _confirmed_fresh(self, asked_at: float) -> None:
+        # A read index covers every write acknowledged before it was asked for.
+        if self.fresh_as_of is None or asked_at > self.fresh_as_of:
+            self.fresh_as_of = asked_at
+
+    def staleness_s(self, now: float) -> float:
+        """An upper bound on how old this node's data is at monotonic time ``now``: every
+        write acknowledged more than this long ago is applied here. Infinite until a
+        read index was confirmed and applied here."""
+        if self.fresh_as_of is None:
+            return float("inf")
+        return max(0.0, now - self.fresh_as_of)
 
     async def wait_applied(self, index: int, timeout_s: float | None = None) -> None:
         if self.applied_index >= index:

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,9 @@ class ReadLevel:
 
     consistency: str = "strong"
     bookmark: int | None = None
+    # ``eventual`` and ``session`` reads: serve locally only if this node's data is at
+    # most this old, else confirm a read index first (``Member.staleness_s``).
+    max_staleness_ms: int | None = None
 
 
 STRONG = ReadLevel()
@@ -260,8 +264,13 @@ class Node:
         assert member is not None
         if consistency == "strong":
             await member.read_index()
-        elif consistency == "session" and bookmark:
+            return
+        if consistency == "session" and bookmark:
             await member.wait_applied(bookmark, timeout_s=self.session_wait_s)
+        limit_ms = read.max_staleness_ms
+        if limit_ms is not None and member.staleness_s(time.monotonic()) * 1000 > limit_ms:
+            member.stats.stale_reads_refreshed += 1
+            await member.read_index()
 
     # --- streams -------------------------------------------------------------------------
 
@@ -293,8 +302,9 @@ class Node:
         await done
 
     @staticmethod
-    def read_level(consistency: str, bookmark: int | None) -> ReadLevel:
-        return ReadLevel(consistency, bookmark)
+    def read_level(consistency: str, bookmark: int | None,
+                   max_staleness_ms: int | None = None) -> ReadLevel:
+        return ReadLevel(consistency, bookmark, max_staleness_ms)
 
     def is_autocommit(self, stream: Stream) -> bool:
         return stream.session.is_autocommit

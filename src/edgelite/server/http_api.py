@@ -67,6 +67,7 @@ class Call:
     consistency: str
     bookmark: int | None
     request_id: str
+    max_staleness_ms: int | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -146,13 +147,15 @@ class UserApi:
         identity = self.authenticator_for(namespace).authenticate_header(
             request.headers.get("Authorization"), time.time())
         consistency, bookmark = self.consistency_of(request.headers)
+        max_staleness_ms = max_staleness_of(request.headers)
         request_id = request.headers.get("x-edgelite-request-id", "")
         if len(request_id) > 128:
             raise ProtocolError("x-edgelite-request-id is longer than 128 characters")
         if not request_id:
             # Named in "outcome unknown" errors, so any caller can ask what happened.
             request_id = secrets.token_hex(12)
-        return Call(kind, namespace, identity, consistency, bookmark, request_id)
+        return Call(kind, namespace, identity, consistency, bookmark, request_id,
+                    max_staleness_ms)
 
     def consistency_of(self, headers: Any) -> tuple[str, int | None]:
         level = headers.get("x-edgelite-consistency")
@@ -330,7 +333,7 @@ class UserApi:
             raise
 
     def _read(self, call: Call) -> Any:
-        return self.node.read_level(call.consistency, call.bookmark)
+        return self.node.read_level(call.consistency, call.bookmark, call.max_staleness_ms)
 
     def headers(self, index: int) -> dict[str, str]:
         return {"x-edgelite-replication-index": str(index)}
@@ -498,4 +501,19 @@ def _reply_of(exc: EdgeliteError) -> Reply:
     return Reply(response.status, body, response.content_type or "application/json")
 
 
-__all__ = ["Call", "EdgeConfig", "Reply", "UserApi"]
+MAX_STALENESS_MS_MAX = 86_400_000
+
+
+def max_staleness_of(headers: Any) -> int | None:
+    """``x-edgelite-max-staleness-ms``: how old an eventual or session read may be."""
+    value = headers.get("x-edgelite-max-staleness-ms")
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or int(text) > MAX_STALENESS_MS_MAX:
+        raise ProtocolError("x-edgelite-max-staleness-ms must be a number of milliseconds "
+                            f"from 0 to {MAX_STALENESS_MS_MAX} (got {text[:40]!r})")
+    return int(text)
+
+
+__all__ = ["Call", "EdgeConfig", "Reply", "UserApi", "max_staleness_of"]

@@ -73,6 +73,11 @@ class _ClusterCollector(Collector):
              stats["snapshot_chunks_received"]),
             ("edgelite_raft_snapshots_taken", "Snapshots this node took",
              stats["snapshots_taken"]),
+            ("edgelite_read_index_requests", "Read points confirmed with the leader "
+             "(strong reads, and stale reads refreshed)", stats["read_index_requests"]),
+            ("edgelite_stale_reads_refreshed", "Eventual or session reads whose "
+             "max_staleness_ms made this node confirm a read point first",
+             stats["stale_reads_refreshed"]),
         ]
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value=value)

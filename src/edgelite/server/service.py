@@ -94,7 +94,8 @@ class NodeService(Protocol):
     async def legacy(self, stream: Any, request: LegacyRequest, read: Any = None) -> Executed:
         ...
 
-    def read_level(self, consistency: str, bookmark: int | None) -> Any:
+    def read_level(self, consistency: str, bookmark: int | None,
+                   max_staleness_ms: int | None = None) -> Any:
         """The value to pass as ``read`` for a consistency level and a bookmark."""
         ...
 

@@ -23,7 +23,7 @@ from edgelite.protocol import hrana
 from edgelite.protocol.hrana import messages as m
 from edgelite.protocol.hrana import ws_messages as wm
 from edgelite.protocol.hrana import ws_session as wss
-from edgelite.server.http_api import Call, UserApi
+from edgelite.server.http_api import Call, UserApi, max_staleness_of
 from edgelite.server.metrics import Metrics
 from edgelite.server.namespaces import namespace_for
 from edgelite.server.responses import error_response
@@ -62,6 +62,7 @@ class WsApi:
         try:
             namespace = namespace_for(request.headers, None, enabled=self.namespaces_enabled)
             self.node.namespace_config(namespace)  # unknown namespace: 404 before upgrading
+            max_staleness_ms = max_staleness_of(request.headers)
         except EdgeliteError as exc:
             return error_response(exc)
         socket = web.WebSocketResponse(protocols=(subprotocol,) if offered else (),
@@ -70,7 +71,8 @@ class WsApi:
         connection = _Connection(self, socket, namespace,
                                  wss.WsSession(subprotocol, streams_max=self.streams_max,
                                                limits=self.limits),
-                                 request.headers.get("x-edgelite-consistency"))
+                                 request.headers.get("x-edgelite-consistency"),
+                                 max_staleness_ms)
         self.metrics.websocket_connections.inc()
         self.sockets.add(socket)
         try:
@@ -84,9 +86,11 @@ class WsApi:
 
 class _Connection:
     def __init__(self, api: WsApi, socket: web.WebSocketResponse, namespace: str,
-                 session: wss.WsSession, consistency: str | None) -> None:
+                 session: wss.WsSession, consistency: str | None,
+                 max_staleness_ms: int | None = None) -> None:
         self.api = api
         self.consistency = (consistency or "").strip().lower() or None
+        self.max_staleness_ms = max_staleness_ms
         self.remote: dict[int, str | None] = {}  # streams proxied to the leader: baton
         self.node = api.node
         self.socket = socket
@@ -234,7 +238,7 @@ class _Connection:
         try:
             executed = await self.node.pipeline(
                 handle, [_as_stream_request(request)], hrana.SqlStore(count_max=0),
-                read=self.node.read_level(self._level(), None))
+                read=self.node.read_level(self._level(), None, self.max_staleness_ms))
         except NotLeaderError:
             if user_api is None or user_api.cluster is None \
                     or not self.node.is_autocommit(handle):
