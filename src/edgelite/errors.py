@@ -25,6 +25,8 @@ whose classes also derive from ``EdgeliteError``).
     ├── OverloadedError                too much concurrent work (429)
     ├── BlockedError                   namespace blocked reads or writes (BLOCKED)
     ├── AlreadyAppliedError            a retried request id had already committed
+    ├── SnapshotRequiredError          a sync position is no longer retained (410)
+    ├── DatabaseMismatchError          a replica names another database (409)
     ├── ClusterError
     │   ├── NotLeaderError             this node cannot serve it; leader hint inside
     │   ├── ClusterUnavailableError    no quorum / no leader within the deadline
@@ -271,3 +273,23 @@ class PeerRemoteError(ClusterError):
     def __init__(self, message: str, *, peer_id: str) -> None:
         super().__init__(message)
         self.peer_id = peer_id
+
+
+class SnapshotRequiredError(EdgeliteError):
+    """A sync position older than what this member still retains: the caller must
+    start again from a snapshot (``GET /v1/sync/snapshot``). HTTP 410."""
+
+    code = "SNAPSHOT_REQUIRED"
+    http_status = 410
+
+    def __init__(self, message: str, *, retained_from_index: int) -> None:
+        super().__init__(message)
+        self.retained_from_index = retained_from_index
+
+
+class DatabaseMismatchError(EdgeliteError):
+    """A replica names another database than the one it reached (another cluster, or
+    a namespace deleted and created again). HTTP 409."""
+
+    code = "DATABASE_MISMATCH"
+    http_status = 409

@@ -128,6 +128,16 @@ SETTINGS: tuple[Setting, ...] = (
     # --- auth ----------------------------------------------------------------------------
     Setting("jwt_leeway_s", float, 60.0, "s",
             "Clock skew tolerated when checking a JWT's exp and nbf (sqld: 60 s).", 0),
+    # --- sync retention (embedded replicas and change streams resume from the log) -------
+    Setting("retain_entries", int, 0, "entries",
+            "Log entries always kept behind the applied index for embedded replicas and "
+            "change streams, whatever snapshots allow (0: only snapshot_trailing_entries).",
+            0),
+    Setting("retain_bytes", int, 0, "bytes",
+            "Bytes of log entries always kept behind the applied index (0: no guarantee).",
+            0),
+    Setting("retain_age_s", float, 0.0, "s",
+            "Log entries at most this old are always kept (0: no age guarantee).", 0),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}

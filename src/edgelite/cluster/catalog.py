@@ -7,6 +7,12 @@ committed log entry (``CatalogCommand``) and is applied exactly once, in log ord
 every node, so all nodes have the same namespaces and the same per-namespace keys. The
 ``default`` namespace exists from the start on every node. With ``--db-file`` there is
 only ``default``, at that path.
+
+Identity (offline sync): the cluster has a random ``cluster_id``, recorded once by a
+catalog entry the first leader proposes (in ``_system.db``, or with ``--db-file`` in
+``<file>.edgelite/cluster_id``); a namespace's *incarnation* is the index of the entry
+that created it (0 for ``default``). ``database_id`` =
+``<cluster_id>/<namespace>/<incarnation>`` names one database for its whole life.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ class Catalog:
         self.db_file = db_file
         self._store: CatalogStore | None = None
         self._configs: dict[str, NamespaceConfig] = {}
+        self._created: dict[str, int] = {}
+        self._cluster_id: str | None = None
         if data_dir is not None:
             (data_dir / "namespaces").mkdir(parents=True, exist_ok=True)
             self._store = CatalogStore(data_dir / "_system.db")
@@ -79,6 +87,10 @@ class Catalog:
         elif db_file is not None:
             db_file.parent.mkdir(parents=True, exist_ok=True)
             self._configs = {DEFAULT_NAMESPACE: NamespaceConfig()}
+            self._created = {DEFAULT_NAMESPACE: 0}
+            identity = self._identity_file()
+            if identity is not None and identity.exists():
+                self._cluster_id = identity.read_text().strip() or None
 
     def reopen(self) -> None:
         """After the files were replaced (a snapshot install): read the catalog again."""
@@ -101,6 +113,25 @@ class Catalog:
         assert self._store is not None
         self._configs = {name: NamespaceConfig.from_json(config)
                          for name, config in self._store.namespaces().items()}
+        self._created = self._store.created_indexes()
+        self._cluster_id = self._store.cluster_id
+
+    def _identity_file(self) -> Path | None:
+        if self.db_file is None:
+            return None
+        return self.db_file.with_name(self.db_file.name + ".edgelite") / "cluster_id"
+
+    @property
+    def cluster_id(self) -> str | None:
+        """The cluster's id, once the entry recording it is applied here."""
+        return self._cluster_id
+
+    def database_id(self, name: str) -> str | None:
+        """``<cluster_id>/<namespace>/<incarnation>``; None before the id is known."""
+        if self._cluster_id is None:
+            return None
+        self.config(name)  # 404 for unknown namespaces
+        return f"{self._cluster_id}/{name}/{self._created.get(name, 0)}"
 
     def _remove_orphans(self) -> None:
         """Directories of namespaces deleted just before a crash."""
@@ -171,6 +202,7 @@ class Catalog:
         if not self._store.put(index, name, config.to_json(), created=True):
             return False
         self._configs[name] = config
+        self._created[name] = index
         return True
 
     def apply_delete(self, index: int, name: str) -> bool:
@@ -197,6 +229,30 @@ class Catalog:
             return False
         if name in self._configs:
             self._configs[name] = config
+        return True
+
+    def apply_identity(self, index: int, cluster_id: str) -> bool:
+        """Record the cluster's id unless it has one (the first entry wins)."""
+        if not cluster_id:
+            self.mark_applied(index)
+            return False
+        if self._store is not None:
+            if not self._store.set_cluster_id(index, cluster_id):
+                return False
+            self._cluster_id = self._store.cluster_id
+            return True
+        identity = self._identity_file()
+        if self._cluster_id is not None or identity is None:
+            return False
+        identity.parent.mkdir(parents=True, exist_ok=True)
+        temporary = identity.with_suffix(".tmp")
+        with open(temporary, "w") as handle:
+            handle.write(cluster_id)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, identity)
+        _fsync_directory(identity.parent)
+        self._cluster_id = cluster_id
         return True
 
     def mark_applied(self, index: int) -> None:

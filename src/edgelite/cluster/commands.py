@@ -4,7 +4,12 @@
   the request ids it answers (the state machine records them, so a retry carrying the
   same id is applied exactly once: Raft thesis §6.3 client sessions).
 * ``CatalogCommand``: a change to the set of databases (create, delete, fork, config),
-  so every node has the same namespaces and the same per-namespace keys.
+  so every node has the same namespaces and the same per-namespace keys; ``identity``
+  records the cluster's random id once (the first leader proposes it).
+
+``WriteCommand.committed_at_ms`` is the leader's wall clock when it proposed the entry
+(about its commit time): replicas and change consumers see it, and log retention by
+age uses it. Entries written before it existed carry 0.
 
 The encoding is versioned and deterministic; decoding validates and raises
 ``StorageCorruptionError`` (a committed entry that does not decode is a broken log).
@@ -28,6 +33,7 @@ class CatalogOp(enum.Enum):
     DELETE = "delete"
     FORK = "fork"
     CONFIG = "config"
+    IDENTITY = "identity"
 
 
 class WriteCommand(msgspec.Struct, frozen=True, tag="write", array_like=True):
@@ -35,6 +41,7 @@ class WriteCommand(msgspec.Struct, frozen=True, tag="write", array_like=True):
     effect: bytes
     request_ids: Sequence[str] = ()
     origin: str = ""
+    committed_at_ms: int = 0
 
 
 class CatalogCommand(msgspec.Struct, frozen=True, tag="catalog", array_like=True):

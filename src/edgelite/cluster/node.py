@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -39,7 +40,9 @@ from edgelite.cluster.commands import (
     decode_command,
     encode_command,
 )
+from edgelite.cluster.log_index import Retention
 from edgelite.cluster.raft_commit import RaftCommitStep
+from edgelite.cluster.sync_service import SyncService
 from edgelite.errors import (
     AlreadyAppliedError,
     BlockedError,
@@ -132,6 +135,7 @@ class Node:
         self.accepting_writes = False
         self.commit_timeout_s = 10.0
         self.session_wait_s = 2.0
+        self.sync = SyncService(self)  # offline sync and change streams (sync_service.py)
 
     def attach(self, member: Member, *, commit_timeout_s: float) -> None:
         """Give the node its Raft member; databases opened after this commit through it."""
@@ -405,6 +409,11 @@ class Node:
         index = await asyncio.wrap_future(future)
         await member.wait_applied(index)
 
+    async def record_cluster_id(self) -> None:
+        """Give the cluster its random id (the leader; the first applied entry wins)."""
+        await self._propose_catalog(CatalogCommand(
+            "identity", "", None, {"cluster_id": secrets.token_hex(8)}))
+
     async def create_namespace(self, name: str, body: dict[str, Any]) -> None:
         self.catalog.check_create(name)
         config = parse_config(body)
@@ -428,6 +437,16 @@ class Node:
     async def delete_namespace(self, name: str) -> None:
         self.catalog.check_delete(name)
         await self._propose_catalog(CatalogCommand("delete", name))
+
+    async def set_conflict_policy(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Set a table's conflict policy: a replicated write on the leader's writer."""
+        table, policy = body.get("table"), body.get("policy")
+        if not isinstance(table, str) or not isinstance(policy, str):
+            raise ProtocolError("fields `table` and `policy` (strings) are required")
+        return await self.sync.set_conflict_policy(check_namespace_name(name), table, policy)
+
+    async def conflict_policies(self, name: str) -> dict[str, str]:
+        return await self.sync.conflict_policies(check_namespace_name(name))
 
     async def fork_namespace(self, source: str, target: str) -> None:
         """Copy ``source`` into a new ``target`` at one point of the log."""
@@ -517,8 +536,13 @@ def build_node(values: Mapping[str, Any], *, data_dir: Path | None,
         group_commit_max=values["group_commit_max"],
         write_queue_max=values["write_queue_max"], read_queue_max=values["read_queue_max"],
         txn_timeout_s=values["txn_timeout_s"])
-    return Node(Catalog(data_dir, db_file), db_config,
+    node = Node(Catalog(data_dir, db_file), db_config,
                 RequestLimits(values["response_bytes_max"], values["rows_per_response_max"]))
+    default = Retention()
+    node.sync.retention = Retention(values.get("retain_entries", default.entries),
+                                    values.get("retain_bytes", default.bytes),
+                                    values.get("retain_age_s", default.age_s))
+    return node
 
 
 def _replace_file(source: Path, target: Path) -> None:

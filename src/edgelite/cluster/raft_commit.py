@@ -4,6 +4,7 @@ is committed by a majority, and only then does the writer commit it locally."""
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -32,7 +33,7 @@ class RaftCommitStep:
     def commit(self, database: str, effect: Effect, applied_index: int,
                request_ids: Sequence[str] = ()) -> int:
         command = WriteCommand(database, encode_effect(effect), tuple(request_ids),
-                               self.node_id)
+                               self.node_id, int(time.time() * 1000))
         data = encode_command(command)
         if len(data) > self.entry_bytes_max:
             raise LimitExceededError(

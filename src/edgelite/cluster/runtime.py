@@ -126,6 +126,7 @@ class ClusterRuntime:
                 membership.promote_caught_up_learners(self)))
         await member.start()
         self._background.append(asyncio.create_task(self._take_snapshots()))
+        self._background.append(asyncio.create_task(self._record_cluster_id()))
         if config.bootstrap is not None and set(config.bootstrap) == {config.node_id}:
             # A one-voter cluster need not wait for an election timeout: campaign as soon
             # as the founding configuration is applied.
@@ -136,12 +137,28 @@ class ClusterRuntime:
         self._background.append(asyncio.create_task(
             resync.resync(self, database, failed_index)))
 
+    async def _record_cluster_id(self) -> None:
+        """A cluster without an id (new, or older than offline sync) gets one from its
+        leader; if two leaders in turn propose one, the first applied wins."""
+        while self.node.catalog.cluster_id is None:
+            if self.node.accepting_writes:
+                try:
+                    await self.node.record_cluster_id()
+                except Exception as exc:  # lost leadership meanwhile: the next one will
+                    logger.info("node %s: recording the cluster id failed: %s",
+                                self.node_id, exc)
+            await asyncio.sleep(0.2)
+
     async def _take_snapshots(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             member = self.member
             if member is None or member.fatal is not None:
                 continue
+            try:
+                await self.node.sync.catch_up()  # keeps sync pulls and /metrics current
+            except Exception:
+                logger.exception("node %s: indexing the log for sync failed", self.node_id)
             try:
                 await self.snapshots.maybe_take(member)
             except Exception:

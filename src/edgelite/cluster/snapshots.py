@@ -5,7 +5,9 @@ the catalog and every database are copied with SQLite's backup API while applyin
 on. Each copy is therefore *at least* at ``S`` and records its own applied index, so
 replaying the log after ``S`` on a restored node is exactly-once per database and per
 catalog change. Then the log is compacted behind ``S`` (keeping ``trailing_entries``,
-so a briefly lagging follower still catches up from the log).
+so a briefly lagging follower still catches up from the log, and never an entry inside
+the sync retention window — ``retain_entries``/``_bytes``/``_age_s`` — that embedded
+replicas and change consumers resume from).
 
 Installing the leader's (a follower far behind): chunks are stored durably as they come
 (``SnapshotStore`` receive, resumable), then — on the log thread, before the log is
@@ -125,8 +127,9 @@ class SnapshotManager:
                 meta = await asyncio.to_thread(writer.finalize)
             await member.run_on_log_thread(self.log.create_snapshot, meta)
             member.report_snapshot(meta)
+            floor = await asyncio.to_thread(self.node.sync.compaction_floor, index)
             await member.run_on_log_thread(self.log.compact,
-                                           max(0, index - self.trailing_entries))
+                                           max(0, min(index - self.trailing_entries, floor)))
             await asyncio.to_thread(self.store.prune)
             member.stats.snapshots_taken += 1
             logger.info("node %s took snapshot %s (%d bytes)", self.node.node_id, meta.id,

@@ -57,6 +57,8 @@ class AdminApi:
             ("POST", re.compile(rf"/v1/namespaces/{ns}/config"), self.set_config),
             ("GET", re.compile(rf"/v1/namespaces/{ns}/stats"), self.stats),
             ("GET", re.compile(rf"/v1/namespaces/{ns}/hash"), self.content_hash),
+            ("GET", re.compile(rf"/v1/namespaces/{ns}/conflict-policy"), self.policies),
+            ("POST", re.compile(rf"/v1/namespaces/{ns}/conflict-policy"), self.set_policy),
             ("GET", re.compile(r"/v1/diagnostics"), self.diagnostics),
             ("GET", re.compile(r"/v1/cluster"), self.cluster_status),
             ("POST", re.compile(r"/v1/cluster/join"), self.join),
@@ -163,6 +165,13 @@ class AdminApi:
 
     async def content_hash(self, match: re.Match[str], _body: dict[str, Any]) -> Any:
         return await self.node.namespace_hash(match["ns"])
+
+    async def policies(self, match: re.Match[str], _body: dict[str, Any]) -> Any:
+        return {"conflict_policies": await self.node.conflict_policies(match["ns"])}
+
+    async def set_policy(self, match: re.Match[str], body: dict[str, Any]) -> Any:
+        """A table's conflict policy for offline pushes (a replicated write: leader)."""
+        return await self.node.set_conflict_policy(match["ns"], body)
 
     async def diagnostics(self, _match: re.Match[str], _body: dict[str, Any]) -> Any:
         return [f"stream {i}: open" for i in range(len(self.streams))]

@@ -19,11 +19,13 @@ from edgelite.errors import OverloadedError
 from edgelite.protocol import hrana
 from edgelite.protocol.peer.messages import ForwardRequest, ForwardResponse
 from edgelite.server.admin_api import AdminApi
+from edgelite.server.changes_api import ChangesApi
 from edgelite.server.http_api import EdgeConfig, UserApi
 from edgelite.server.metrics import Metrics
 from edgelite.server.responses import error_response
 from edgelite.server.service import ClusterService, NodeService
 from edgelite.server.streams import StreamRegistry
+from edgelite.server.sync_api import SyncApi
 from edgelite.server.ws_api import WsApi
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,11 @@ class Server:
         self.ws_api.user_api = self.user_api
         self.admin_api = AdminApi(node, self.metrics, self.streams, config.admin_auth_key,
                                   cluster)
+        sync = getattr(node, "sync", None)  # embedded replicas and change streams
+        self.sync_api = SyncApi(sync, self.user_api, cluster)
+        self.changes_api = ChangesApi(self.sync_api)
+        if sync is not None:
+            self.metrics.add_log_retention(sync.retained)
         if cluster is not None:
             cluster.serve_forwarded_with(self._serve_forwarded)
         self._in_flight = 0
@@ -91,6 +98,8 @@ class Server:
     async def _serve_forwarded(self, request: ForwardRequest) -> ForwardResponse:
         if request.kind == "admin":
             return await self.admin_api.serve_forwarded(request)
+        if request.kind == "sync":
+            return await self.sync_api.serve_forwarded(request)
         return await self.user_api.serve_forwarded(request)
 
     def user_app(self) -> web.Application:
@@ -99,6 +108,7 @@ class Server:
         app.add_routes([web.get("/", self.ws_api.handle),
                         web.get("/metrics", self._metrics)])
         app.add_routes(self.user_api.routes())
+        app.add_routes(self.sync_api.routes() + self.changes_api.routes())
         return app
 
     async def _metrics(self, _request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ ones that exist, error codes come from a fixed vocabulary.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -30,6 +31,33 @@ class _IndexCollector(Collector):
         for namespace, index in self._indexes():
             family.add_metric([namespace], index)
         yield family
+
+
+class _RetentionCollector(Collector):
+    """The span of Raft log this node keeps for replicas and change consumers."""
+
+    def __init__(self, retained: Callable[[], Any]) -> None:
+        self._retained = retained
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        retained = self._retained()
+        if retained is None:  # the member is not running yet
+            return
+        yield GaugeMetricFamily("edgelite_log_retained_from_index",
+                                "Oldest log index this node still holds (sync and change "
+                                "streams can resume from one before it)",
+                                value=retained.first_index)
+        yield GaugeMetricFamily("edgelite_log_retained_bytes",
+                                "Bytes of log entries this node holds",
+                                value=retained.bytes)
+        oldest = retained.oldest_committed_at_ms
+        age_s = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
+        yield GaugeMetricFamily("edgelite_log_oldest_entry_age_seconds",
+                                "Age of the oldest write entry this node holds",
+                                value=age_s)
 
 
 class _ClusterCollector(Collector):
@@ -134,6 +162,9 @@ class Metrics:
         if cluster is not None:
             r.register(_ClusterCollector(cluster))
         self._children: dict[tuple[object, ...], Any] = {}
+
+    def add_log_retention(self, retained: Callable[[], Any]) -> None:
+        self.registry.register(_RetentionCollector(retained))
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, memoised: label lookup costs more than the update."""

@@ -53,6 +53,33 @@ class CatalogStore:
                 "SELECT value FROM catalog_state WHERE key='applied_index'").fetchone()
         return int(row[0]) if row else 0
 
+    @property
+    def cluster_id(self) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM catalog_state WHERE key='cluster_id'").fetchone()
+        return str(row[0]) if row else None
+
+    def set_cluster_id(self, index: int, cluster_id: str) -> bool:
+        """Record the cluster's id at ``index`` unless one is recorded (the first
+        wins); False, changing nothing, when the catalog already applied ``index``."""
+        with self._lock, self._db:
+            if index <= self._applied_locked():
+                return False
+            self._db.execute("INSERT INTO catalog_state(key, value) VALUES ('cluster_id', ?) "
+                             "ON CONFLICT(key) DO NOTHING", (cluster_id,))
+            self._db.execute(
+                "INSERT INTO catalog_state(key, value) VALUES ('applied_index', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (index,))
+            return True
+
+    def created_indexes(self) -> dict[str, int]:
+        """Each namespace's creation index (its incarnation: a namespace deleted and
+        created again is another database)."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, created_index FROM namespaces").fetchall()
+        return {str(name): int(index) for name, index in rows}
+
     def namespaces(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT name, config FROM namespaces").fetchall()

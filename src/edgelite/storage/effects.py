@@ -207,6 +207,17 @@ class TxnRecorder:
             self._segments.append(Segment(SegmentKind.DDL, sql.encode("utf-8")))
         self._open_session()
 
+    def changesets_so_far(self) -> list[bytes]:
+        """The row changes recorded so far (segments taken, then the open session's),
+        without ending anything: the row clocks of LWW tables are stamped from them."""
+        assert self.active
+        found = [s.payload for s in self._segments if s.kind is SegmentKind.CHANGESET]
+        if self._session is not None:
+            current = self._session.changeset()
+            if current:
+                found.append(current)
+        return found
+
     def finish(self) -> Effect:
         assert self.active and self._session is not None
         self._take_changeset()

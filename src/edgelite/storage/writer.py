@@ -54,6 +54,7 @@ from edgelite.storage.session import (
 )
 from edgelite.storage.sqlite_errors import sql_error_from_apsw
 from edgelite.storage.statements import StatementCache, StatementInfo
+from edgelite.storage.sync_tables import RowClockStamper
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class Writer:
             self._limit_size(config.db_size_bytes_max)
         self.applied_index = effects.read_applied_index(self.connection)
         self.applier = Applier(path, config.limits, synchronous_full=config.synchronous_full)
+        # Offline sync: rows of last-writer-wins tables get a clock at every commit.
+        self.row_clocks = RowClockStamper()
         # Cluster hooks: whether client writes may start here (the leader, caught up),
         # and who hears that an entry this writer proposed is committed locally.
         self.accepting_writes = True
@@ -395,6 +398,7 @@ class Writer:
 
     def commit_transaction(self) -> int | None:
         """Capture the effect, pass it through the commit step, then COMMIT locally."""
+        self.row_clocks.before_commit(self.connection, self.recorder.changesets_so_far)
         effect = self.recorder.finish()
         index = None
         request_ids = tuple(self._txn_request_ids)
