@@ -61,7 +61,7 @@ from edgelite.storage.content_hash import content_hash
 from edgelite.storage.database import Database, DatabaseConfig
 from edgelite.storage.executor import ResponseBudget
 from edgelite.storage.session import JobOutcome, Program, SqlSession
-from edgelite.storage.snapshot_files import backup_file
+from edgelite.storage.snapshot_files import applied_index_of_file, backup_file
 from edgelite.storage.statements import Kind
 
 if TYPE_CHECKING:
@@ -466,6 +466,44 @@ class Node:
             if path.exists():
                 backup_file(path, path_for(f"ns-{name}.db"))
 
+    def make_files_durable(self) -> None:
+        """fsync every database file and its WAL: what is applied now survives a power
+        loss. Databases commit without fsync (synchronous=NORMAL) because the Raft log
+        holds every committed entry; before the log is compacted behind an index, the
+        entries up to it must be durable in the databases themselves."""
+        paths = [self.catalog.path(name) for name in self.catalog.names()]
+        for path in paths:
+            for file in (path, path.with_name(path.name + "-wal")):
+                try:
+                    descriptor = os.open(file, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+
+    def restore_lost_applies(self, snapshot: Any) -> list[str]:
+        """Start-up, before any database opens: a database whose file records a lower
+        applied index than its copy in ``snapshot`` lost applied transactions (a power
+        loss before ``make_files_durable``, or a file restored from a backup) that the
+        compacted log may no longer replay. Put the snapshot's copy in its place; the
+        log replays what follows the snapshot. Returns the names restored."""
+        restored = []
+        for file in snapshot.files:
+            name = file.name[3:-3] if file.name.startswith("ns-") else None
+            if name is None or not file.name.endswith(".db") or not self.catalog.exists(name):
+                continue
+            ours = applied_index_of_file(self.catalog.path(name))
+            theirs = applied_index_of_file(snapshot.path(file.name))
+            if ours < theirs:
+                logger.critical("database %s has applied index %d but snapshot %s holds "
+                                "%d; restoring it from the snapshot", name, ours,
+                                snapshot.meta.id, theirs)
+                _replace_file(snapshot.path(file.name), self.catalog.path(name))
+                restored.append(name)
+        return restored
+
     def install_files(self, snapshot: Any) -> None:
         """Replace every database by the snapshot's copies (log thread; see snapshots)."""
         with self._lock:
@@ -535,7 +573,11 @@ def build_node(values: Mapping[str, Any], *, data_dir: Path | None,
         read_connections=values["read_connections"],
         group_commit_max=values["group_commit_max"],
         write_queue_max=values["write_queue_max"], read_queue_max=values["read_queue_max"],
-        txn_timeout_s=values["txn_timeout_s"])
+        txn_timeout_s=values["txn_timeout_s"],
+        # Every node commits through Raft: the log (fdatasync before any acknowledgement)
+        # is the durability point, so SQLite's own commit need not fsync; compaction
+        # calls make_files_durable first (see cluster/snapshots.py).
+        synchronous_full=False)
     node = Node(Catalog(data_dir, db_file), db_config,
                 RequestLimits(values["response_bytes_max"], values["rows_per_response_max"]))
     default = Retention()

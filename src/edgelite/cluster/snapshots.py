@@ -77,7 +77,14 @@ class SnapshotManager:
             _fsync_directory(self.data_dir)
 
     def recover(self) -> None:
-        """At start-up: finish an install a crash interrupted."""
+        """At start-up: finish an install a crash interrupted; then restore any database
+        that lost applied entries the log no longer holds."""
+        self._finish_interrupted_install()
+        newest = self.store.latest()
+        if newest is not None:
+            self.node.restore_lost_applies(self.store.open(newest.id))
+
+    def _finish_interrupted_install(self) -> None:
         marker = self.data_dir / MARKER
         if not marker.exists():
             return
@@ -125,6 +132,9 @@ class SnapshotManager:
             with writer:
                 await asyncio.to_thread(self.node.copy_files_into, writer.path)
                 meta = await asyncio.to_thread(writer.finalize)
+            # Databases commit with synchronous=NORMAL (the Raft log is the durability
+            # point): make what they applied durable before the log may forget it.
+            await asyncio.to_thread(self.node.make_files_durable)
             await member.run_on_log_thread(self.log.create_snapshot, meta)
             member.report_snapshot(meta)
             floor = await asyncio.to_thread(self.node.sync.compaction_floor, index)

@@ -8,6 +8,7 @@ from pathlib import Path
 import apsw
 
 from edgelite.errors import StorageError
+from edgelite.storage.effects import read_applied_index
 
 
 def backup_file(source: Path, target: Path) -> None:
@@ -24,3 +25,19 @@ def backup_file(source: Path, target: Path) -> None:
     finally:
         target_connection.close()
         source_connection.close()
+
+
+def applied_index_of_file(path: Path) -> int:
+    """The Raft index a database file records as applied (0: never written; -1: no file).
+    Only for files no connection of this process has open."""
+    if not path.exists():
+        return -1
+    connection = apsw.Connection(str(path))
+    try:
+        return read_applied_index(connection)
+    except apsw.SQLError:
+        return 0  # no state table yet
+    except apsw.Error as exc:
+        raise StorageError(f"reading the applied index of {path.name} failed: {exc}") from exc
+    finally:
+        connection.close()
