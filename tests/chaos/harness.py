@@ -53,13 +53,14 @@ class ChaosCluster(Cluster):
     @classmethod
     def launch_routed(cls, root: Path, size: int, router: PeerRouter, *,
                       env: dict[str, str] | None = None, tmpfs_nodes: tuple[str, ...] = (),
-                      tmpfs_bytes: int = 128 << 20, fiu: bool = False) -> ChaosCluster:
+                      tmpfs_bytes: int = 128 << 20, fiu: bool = False,
+                      extra_args: tuple[str, ...] = ()) -> ChaosCluster:
         root.mkdir(parents=True, exist_ok=True)
         secret_file = root / "secret"
         secret_file.write_text(base64.b64encode(os.urandom(32)).decode())
         members = [Member(f"n{i}", root / f"n{i}", free_port(), free_port(), free_port(),
                           root / f"n{i}.log") for i in range(1, size + 1)]
-        cluster = cls(root, members, secret_file, (), {**CHAOS_ENV, **(env or {})})
+        cluster = cls(root, members, secret_file, extra_args, {**CHAOS_ENV, **(env or {})})
         cluster.setup(router, fiu=fiu)
         try:
             for node_id in tmpfs_nodes:
@@ -78,6 +79,7 @@ class ChaosCluster(Cluster):
         self.router = router
         self.paused: set[str] = set()
         self.removed: set[str] = set()
+        self.joiners: dict[str, bool] = {}  # launched with --join: node id -> learner
         self.mounts: dict[str, Path] = {}
         self.fiu = fiu
         self.state_lock = threading.RLock()
@@ -113,6 +115,7 @@ class ChaosCluster(Cluster):
             raise TimeoutError("no leader to join through")
         with self.state_lock:
             self.members[node_id] = member
+            self.joiners[node_id] = learner
         self.launch(member, ("--join", leader.admin_url, *(("--learner",) if learner else ())))
         return member
 
@@ -135,8 +138,17 @@ class ChaosCluster(Cluster):
             self.paused.discard(node_id)
 
     def restart(self, node_id: str) -> None:
+        """Kill and start again. A member that was launched to join is started with
+        ``--join`` again (through any live member): if it was killed before its join
+        completed it must ask again, and once it is a member the flag is ignored."""
         self.kill(node_id)
-        self.launch(self.members[node_id])
+        how: tuple[str, ...] = ()
+        if node_id in self.joiners:
+            via = next((m for m in self.live() if m.node_id != node_id), None)
+            if via is not None:
+                how = ("--join", via.admin_url,
+                       *(("--learner",) if self.joiners[node_id] else ()))
+        self.launch(self.members[node_id], how)
 
     def live(self) -> list[Member]:
         """Running, not paused, not removed: members that can answer."""

@@ -50,6 +50,8 @@ KINDS = ("kill-leader", "kill-follower", "kill-majority", "kill-all", "pause-lea
          "corrupt-log")
 PAUSE_MIN_S = 1.5  # longer than the longest election timeout (2 x 10 ticks x 50 ms)
 JOIN_WAIT_S = 30.0  # a member launched with --join becomes a member within this
+ADMIN_TIMEOUT_S = 8.0  # a membership call that takes longer has an unknown outcome
+INSTANT = object()  # what an instant nemesis (transfer, membership change) returns
 
 
 class Nemesis(StorageFaults):
@@ -97,7 +99,9 @@ class Nemesis(StorageFaults):
         except Exception as exc:  # a nemesis step failing is part of the chaos
             self.run.event(f"{kind}: could not start ({type(exc).__name__}: {exc})")
             return
-        if fault is not None:
+        if fault is INSTANT:
+            self.injected += 1
+        elif fault is not None:
             self.injected += 1
             self.active.append(fault)
 
@@ -121,6 +125,7 @@ class Nemesis(StorageFaults):
         self._wait_for_joins()
         self._replace_damaged()
         self._wait_for_joins()
+        self._reconcile_removed()
         for node_id, member in list(self.cluster.members.items()):
             if node_id in self.cluster.removed:
                 continue
@@ -313,7 +318,7 @@ class Nemesis(StorageFaults):
 
     # --- cluster operations (instant) ------------------------------------------------------
 
-    def _transfer(self) -> None:
+    def _transfer(self) -> object:
         leader = self._leader()
         voters = self._voters()
         choices = [n for n in voters if n != leader and n in self._free()]
@@ -321,16 +326,17 @@ class Nemesis(StorageFaults):
             return
         target = self.rng.choice(choices)
         response = self.cluster.admin("POST", "/v1/cluster/transfer", {"to": target},
-                                      timeout_s=15)
+                                      timeout_s=ADMIN_TIMEOUT_S)
         self.run.event(f"transfer {leader} -> {target}: HTTP {response.status_code} "
                        f"{response.text[:120]}")
+        return INSTANT
 
     def _voters(self) -> list[str]:
         for status in self.cluster.statuses().values():
             return sorted(m["id"] for m in status.get("members", []) if m["role"] == "voter")
         return []
 
-    def _membership(self) -> None:
+    def _membership(self) -> object:
         self._learn_members()
         statuses = self.cluster.statuses()
         if not statuses:
@@ -344,7 +350,7 @@ class Nemesis(StorageFaults):
         if learners and roll < 0.6:
             node_id = self.rng.choice(sorted(learners))
             response = self.cluster.admin("POST", f"/v1/cluster/members/{node_id}/promote",
-                                          timeout_s=15)
+                                          timeout_s=ADMIN_TIMEOUT_S)
             self.run.event(f"membership: promote {node_id}: HTTP {response.status_code}")
         elif sum(r == "voter" for r in roles.values()) > self.voters_base and voters:
             self._remove(self.rng.choice(sorted(voters)), status.get("leader_id"))
@@ -354,16 +360,33 @@ class Nemesis(StorageFaults):
             member = self.cluster.join(node_id, learner=learner)
             self.run.event(f"membership: join {member.node_id} as "
                            f"{'learner' if learner else 'voter'}")
+        return INSTANT
 
     def _remove(self, node_id: str, leader_id: str | None) -> None:
         if node_id == leader_id and self.rng.random() < 0.7:
             return  # remove the leader only sometimes
         response = self.cluster.admin("DELETE", f"/v1/cluster/members/{node_id}",
-                                      timeout_s=15)
+                                      timeout_s=ADMIN_TIMEOUT_S)
         self.run.event(f"membership: remove {node_id}: HTTP {response.status_code} "
                        f"{response.text[:120]}")
         if response.status_code == 200:
             self.cluster.mark_removed(node_id)
             self.cluster.kill(node_id)
+        else:  # the outcome is unknown: it may still commit
+            self._reconcile_removed()
+
+    def _reconcile_removed(self) -> None:
+        """Stop members the cluster no longer lists (a removal whose answer was lost)."""
+        own = [s for node_id, s in self.cluster.statuses().items()
+               if s.get("leader_id") == node_id]  # the leader's own view only
+        if not own:
+            return
+        status = max(own, key=lambda s: s["term"])
+        listed = {m["id"] for m in status["members"]}
+        for node_id in self.cluster.in_cluster():
+            if node_id in self.ever_members and node_id not in listed:
+                self.run.event(f"{node_id} is no longer a member; stopping it")
+                self.cluster.mark_removed(node_id)
+                self.cluster.kill(node_id)
 
 __all__ = ["KINDS", "Nemesis"]

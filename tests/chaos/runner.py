@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.chaos.auth_workload import AuthWorkload
 from tests.chaos.bank import BankWorkload
 from tests.chaos.client import Client, Outcome, execute
 from tests.chaos.context import RunContext, Workload
@@ -47,6 +48,10 @@ def chaos_seed(name: str) -> int:
     return random.SystemRandom().randrange(1, 2**31)
 
 
+WORKERS = {"register": 3, "set": 2, "bank": 2, "session": 2}
+WITH_AUTH = {**WORKERS, "auth": 1}  # needs extra_args=("--enable-namespaces",)
+
+
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     name: str
@@ -55,19 +60,19 @@ class Scenario:
     size: int = 3
     concurrent_max: int = 1
     first: tuple[str, ...] = ()  # kinds injected first, in order (then random ones)
-    workers: dict[str, int] = dataclasses.field(default_factory=lambda: {
-        "register": 3, "set": 2, "bank": 2, "session": 2})
+    workers: dict[str, int] = dataclasses.field(default_factory=lambda: dict(WORKERS))
     hold_s: tuple[float, float] = (1.5, 4.0)
     gap_s: tuple[float, float] = (0.5, 2.0)
     tmpfs_nodes: tuple[str, ...] = ()
     fiu: bool = False
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()  # for every member's ``edgelite serve``
 
 
 def workloads_for(scenario: Scenario) -> list[Workload]:
     makers: dict[str, Callable[[], Workload]] = {
         "register": RegisterWorkload, "set": SetWorkload, "bank": BankWorkload,
-        "session": SessionWorkload}
+        "session": SessionWorkload, "auth": AuthWorkload}
     return [makers[name]() for name, count in scenario.workers.items() if count]
 
 
@@ -80,7 +85,8 @@ def run_scenario(scenario: Scenario, root: Path, seed: int,
     begun = time.monotonic()
     router = PeerRouter()
     cluster = ChaosCluster.launch_routed(root, scenario.size, router, env=scenario.env,
-                                         tmpfs_nodes=scenario.tmpfs_nodes, fiu=scenario.fiu)
+                                         tmpfs_nodes=scenario.tmpfs_nodes, fiu=scenario.fiu,
+                                         extra_args=scenario.extra_args)
     run = RunContext(cluster, seed)
     report: dict[str, Any] = {"scenario": scenario.name, "seed": seed,
                               "fault_seconds": round(duration, 1),
@@ -96,6 +102,7 @@ def run_scenario(scenario: Scenario, root: Path, seed: int,
         router.stop()
         report["close_s"] = round(time.monotonic() - closing, 1)
         report["total_s"] = round(time.monotonic() - begun, 1)
+    report.update(_log_counts(cluster))
     report["events"], report["notes"] = run.events, run.notes
     report["violations"] = run.violations
     (root / "report.json").write_text(json.dumps(report, indent=2, default=str))
@@ -205,6 +212,19 @@ def _wait_converged(run: RunContext, timeout_s: float) -> float | None:
     return None
 
 
+def _log_counts(cluster: ChaosCluster) -> dict[str, int]:
+    """What the members' logs say happened: snapshots taken and installed (F13)."""
+    counts = {"snapshots_taken": 0, "snapshots_installed": 0, "leaders_elected": 0}
+    for member in cluster.members.values():
+        if not member.log_path.exists():
+            continue
+        text = member.log_path.read_text(errors="replace")
+        counts["snapshots_taken"] += text.count(" took snapshot ")
+        counts["snapshots_installed"] += text.count(" installed snapshot ")
+        counts["leaders_elected"] += text.count(" became leader at term ")
+    return counts
+
+
 def _failure_text(scenario: Scenario, run: RunContext, report: dict[str, Any],
                   root: Path) -> str:
     lines = [f"chaos scenario {scenario.name} failed; seed {run.seed}",
@@ -213,7 +233,8 @@ def _failure_text(scenario: Scenario, run: RunContext, report: dict[str, Any],
              f"data and logs: {root}", "", "violations:", *run.violations, "",
              "nemesis and harness events:", *run.events, "",
              "summary: " + json.dumps({k: report.get(k) for k in (
-                 "register", "set", "bank", "session")}, default=str), "", "log excerpts:"]
+                 "register", "set", "bank", "session", "auth")}, default=str), "",
+             "log excerpts:"]
     for member in run.cluster.members.values():
         if member.log_path.exists():
             text = member.log_path.read_text(errors="replace").splitlines()

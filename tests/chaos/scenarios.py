@@ -13,7 +13,7 @@ that the suite takes about ``M`` minutes (``make chaos``: 20).
 
 from __future__ import annotations
 
-from tests.chaos.runner import Scenario, chaos_minutes
+from tests.chaos.runner import WITH_AUTH, Scenario, chaos_minutes
 
 SCENARIO_OVERHEAD_S = 20.0  # start, recovery, convergence, checks, stop (measured ~15)
 
@@ -24,14 +24,18 @@ PAUSE = Scenario("pause", ("pause-leader", "pause-follower"), 8)
 PARTITION = Scenario("partition", ("isolate-leader", "partition-halves",
                                    "partition-one-way", "partition-ring", "slow-node"),
                      12, size=5)
+# Membership changes start while another fault is active (the first ones by design).
 MEMBERSHIP = Scenario("membership", ("membership", "membership", "transfer",
                                      "isolate-leader", "partition-halves", "kill-follower",
-                                     "pause-leader"), 12, concurrent_max=2,
-                      first=("membership",))
+                                     "pause-follower"), 12, concurrent_max=2,
+                      first=("partition-halves", "membership", "kill-follower", "membership",
+                             "pause-follower", "membership"), workers=WITH_AUTH,
+                      extra_args=("--enable-namespaces",))
 COMBINED = Scenario("combined", ("kill-leader", "kill-follower", "pause-leader",
                                  "pause-follower", "isolate-leader", "partition-halves",
                                  "partition-one-way", "partition-ring", "slow-node",
-                                 "transfer", "membership"), 14, size=5, concurrent_max=3)
+                                 "transfer", "membership"), 14, size=5, concurrent_max=3,
+                    workers=WITH_AUTH, extra_args=("--enable-namespaces",))
 DISK_FULL = Scenario("disk-full", ("disk-full",), 6, tmpfs_nodes=("n1",),
                      hold_s=(2.0, 4.0))
 FSYNC = Scenario("fsync", ("fsync-fail",), 6, fiu=True, hold_s=(1.0, 3.0))

@@ -134,13 +134,15 @@ class SetWorkload:
                               status: dict[int, Outcome], counts: dict[int, int]) -> None:
         """``GET /v1/requests/<id>`` must say "committed" exactly for present rows.
 
-        Asked for every insert whose outcome was not a plain success, and a seeded
-        sample of the rest (the endpoint is what a client uses to resolve OUTCOME_UNKNOWN).
+        Asked for every insert whose outcome was unknown, and a seeded sample of the
+        acknowledged and of the failed ones (the endpoint is what a client uses to
+        resolve OUTCOME_UNKNOWN).
         """
         rng = run.rng("set-status")
-        plain_ok = sorted(v for v, s in status.items() if s is Outcome.OK)
-        sample = [v for v, s in status.items() if s is not Outcome.OK]
-        sample += rng.sample(plain_ok, min(len(plain_ok), self.status_sample))
+        sample = [v for v, s in status.items() if s is Outcome.UNKNOWN]
+        for outcome in (Outcome.OK, Outcome.FAIL):
+            values = sorted(v for v, s in status.items() if s is outcome)
+            sample += rng.sample(values, min(len(values), self.status_sample))
         member = run.cluster.members[node_id]
         wrong = []
         for val in sorted(sample):

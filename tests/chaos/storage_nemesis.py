@@ -87,8 +87,10 @@ class StorageFaults:
         leader = self._leader()
         voters = self._voters()
         choices = [n for n in self._free() if n != leader and n in voters]
-        if leader is None or not choices:
-            return None
+        healthy = all(self.cluster.members[n].alive for n in voters if n in self.cluster.members)
+        if leader is None or not choices or len(voters) < 3 or not healthy or \
+                self.damaged - self.cluster.removed:
+            return None  # losing one more voter for good could cost the quorum
         node_id = self.rng.choice(choices)
         self.cluster.kill(node_id)
         segments = sorted((self.cluster.members[node_id].data_dir / "raft").glob("*.seg"))
