@@ -216,3 +216,25 @@ def test_metrics_report_the_retained_log(client: SyncClient) -> None:
     for name in ("edgelite_log_retained_from_index", "edgelite_log_retained_bytes",
                  "edgelite_log_oldest_entry_age_seconds"):
         assert re.search(rf"^{name} \d", text, re.MULTILINE), name
+
+
+@pytest.mark.parametrize(("policy", "winner", "recorded"), [
+    ("server-wins", "server", 0), ("client-wins", "client", 0),
+    ("last-writer-wins", "client", 0), ("max-version:version", "client", 0),
+    ("reject", "server", 1)])
+def test_each_policy_through_a_real_push(client: SyncClient, tmp_path: Path, policy: str,
+                                         winner: str, recorded: int) -> None:
+    notes(client)
+    client.set_policy("notes", policy)
+    replica = client.replica(tmp_path / "replica.db")
+    client.sql("UPDATE notes SET body = 'server', version = 2 WHERE id = 1")
+    stamped = client.rows("SELECT max(hlc) FROM _edgelite_row_clock") if \
+        policy == "last-writer-wins" else [[0]]
+    body = replica.change("UPDATE notes SET body = 'client', version = 3 WHERE id = 1",
+                          hlc=[["notes", "[1]", (stamped[0][0] or 0) + 1]])
+    response = client.push(body, f"policy-{policy}")
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] == recorded
+    assert client.rows("SELECT body FROM notes WHERE id = 1") == [[winner]]
+    conflicts = client.rows("SELECT table_name, op, reason, request_id FROM _edgelite_conflicts")
+    assert conflicts == ([["notes", "update", "data", f"policy-{policy}"]] if recorded else [])

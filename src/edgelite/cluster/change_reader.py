@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgelite.cluster.commands import WriteCommand, decode_command
 from edgelite.errors import ClusterUnavailableError, ProtocolError
+from edgelite.raft.errors import CompactedError
 from edgelite.storage import change_feed as feed
 
 if TYPE_CHECKING:
@@ -78,8 +79,12 @@ class ChangeReader:
         indexes = sync.index.entries_after(self.namespace, cursor.index - 1 if partial
                                            else cursor.index, ENTRIES_PER_READ_MAX)
         indexes = [i for i in indexes if i <= applied and (not partial or i >= cursor.index)]
-        events, position = await asyncio.to_thread(self._decode, database.path, applied,
-                                                   indexes, cursor, items_max)
+        try:
+            events, position = await asyncio.to_thread(self._decode, database.path, applied,
+                                                       indexes, cursor, items_max)
+        except CompactedError:  # compacted since the check: say so, or read again
+            await sync.catch_up()
+            return await self.read(index, item, items_max)
         if position is None:  # every entry read through the applied index
             last = indexes[-1] if len(indexes) == ENTRIES_PER_READ_MAX else applied
             position = Cursor(max(last, cursor.index))

@@ -151,14 +151,16 @@ class ClusterRuntime:
 
     async def _take_snapshots(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
             member = self.member
+            if member is not None and member.fatal is None:
+                try:
+                    await self.node.sync.catch_up()  # keeps sync pulls and /metrics current
+                except Exception:
+                    logger.exception("node %s: indexing the log for sync failed",
+                                     self.node_id)
+            await asyncio.sleep(1.0)
             if member is None or member.fatal is not None:
                 continue
-            try:
-                await self.node.sync.catch_up()  # keeps sync pulls and /metrics current
-            except Exception:
-                logger.exception("node %s: indexing the log for sync failed", self.node_id)
             try:
                 await self.snapshots.maybe_take(member)
             except Exception:

@@ -124,9 +124,12 @@ class SyncService:
         return self._index
 
     async def catch_up(self) -> int:
-        """Index every applied entry; returns the applied index it is complete to."""
-        applied = self._member().applied_index
-        if self.index.scanned < applied:
+        """Index every applied entry and follow compaction; returns the applied index
+        the index is complete to."""
+        member = self._member()
+        applied = member.applied_index
+        log: Any = member.log
+        if self.index.scanned < applied or log.first_index() > self.index.base:
             await asyncio.to_thread(self.index.catch_up, applied)
         return applied
 
