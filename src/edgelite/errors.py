@@ -221,6 +221,14 @@ class DiskFullError(StorageError):
     code = "SQLITE_FULL"
 
 
+class StorageUnavailableError(StorageError):
+    """The environment refused a write (disk full, I/O error, read-only file system):
+    not a fault of the data. A committed entry that hits it is applied again later,
+    never declared diverged."""
+
+    code = "SQLITE_FULL"
+
+
 class DatabaseClosedError(StorageError):
     """The database is closing (deleted, replaced or the node stops); retry may succeed."""
 

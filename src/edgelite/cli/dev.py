@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ import click
 
 from edgelite import settings
 from edgelite.auth import build_authenticator
-from edgelite.cli.loop import run_server
+from edgelite.cli.loop import run_server, wait_until_stopped
 from edgelite.cluster.node import Node, build_node
 from edgelite.cluster.runtime import ClusterRuntime, MemberAddress, RuntimeConfig
 from edgelite.errors import ConfigError, EdgeliteError
@@ -98,7 +96,7 @@ def build(options: dict[str, Any]) -> tuple[ServerConfig, Node]:
 
 
 async def _serve(node: Node, authenticator: Any, config: ServerConfig,
-                 options: dict[str, Any]) -> None:
+                 options: dict[str, Any]) -> int:
     runtime = ClusterRuntime(node, RuntimeConfig(
         node_id="dev", data_dir=_cluster_dir(options),
         self_address=MemberAddress("dev", http_url=f"http://{config.host}:{config.port}"),
@@ -112,15 +110,12 @@ async def _serve(node: Node, authenticator: Any, config: ServerConfig,
     except BaseException:
         await runtime.stop()
         raise
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     _print_banner(config, server, options)
-    await stop.wait()
+    status = await wait_until_stopped(runtime)
     click.echo("edgelite: shutting down", err=True)
     await server.stop()
     await runtime.stop()
+    return status
 
 
 def _cluster_dir(options: dict[str, Any]) -> Path:

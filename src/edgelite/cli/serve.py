@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import httpx
 
 from edgelite import settings
 from edgelite.auth import build_authenticator
-from edgelite.cli.loop import run_server
+from edgelite.cli.loop import run_server, wait_until_stopped
 from edgelite.cluster.addresses import MemberAddress
 from edgelite.cluster.membership import join_proof
 from edgelite.cluster.node import build_node
@@ -142,20 +141,16 @@ def _build(options: dict[str, Any]) -> tuple[ClusterRuntime, Server]:
     return runtime, server
 
 
-async def _run(runtime: ClusterRuntime, server: Server, options: dict[str, Any]) -> None:
+async def _run(runtime: ClusterRuntime, server: Server, options: dict[str, Any]) -> int:
     await runtime.start()
     await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
         if options["join_url"] and not runtime.has_members():
             await _join(runtime, options)
         click.echo(f"edgelite member {options['node_id']} serving on "
                    f"{server.config.host}:{server.bound_port} (peers "
                    f"{options['peer_listen']}, admin {options['admin_listen']})")
-        await stop.wait()
+        return await wait_until_stopped(runtime)
     finally:
         click.echo("edgelite: shutting down", err=True)
         await server.stop()

@@ -197,6 +197,17 @@ class Member:
         self._task = asyncio.create_task(self._run(), name=f"raft-{self.node_id}")
         self._dispatcher = asyncio.create_task(self._dispatch(), name=f"apply-{self.node_id}")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def wait_stopped(self) -> BaseException | None:
+        """Wait until the Raft loop ends; the error that stopped it (``fatal``), if any."""
+        assert self._task is not None, "start() the member first"
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.shield(self._task)
+        return self.fatal
+
     async def stop(self) -> None:
         if self._dispatcher is not None:
             self._dispatcher.cancel()

@@ -182,3 +182,36 @@ def _text(body: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ProtocolError(f"field `{key}` must be a non-empty string")
     return value
+
+
+APPLY_STALL_STEP_ASIDE_S = 5.0
+STEP_ASIDE_CHECK_INTERVAL_S = 1.0
+
+
+async def step_aside_while_stalled(runtime: ClusterRuntime) -> None:
+    """Leader background task: a leader whose database cannot apply committed entries
+    (its disk is full) serves no writes for that database; hand leadership to the most
+    caught-up voter instead of holding the whole cluster's writes (F15). It applies the
+    entries itself once space is back, as a follower."""
+    while True:
+        await asyncio.sleep(STEP_ASIDE_CHECK_INTERVAL_S)
+        member = runtime.member
+        if member is None or member.role is not Role.LEADER:
+            continue
+        stalled_s = runtime.node.apply_stalled_s()
+        if stalled_s < APPLY_STALL_STEP_ASIDE_S:
+            continue
+        status = member.status()
+        candidates = [(progress.match, node_id) for node_id, progress in status.progress
+                      if node_id != runtime.node_id and node_id in status.conf_state.voters]
+        if not candidates:
+            continue  # the only voter: nobody to hand over to
+        _, target = max(candidates)
+        logger.warning("node %s: a database has waited %.0fs to apply committed entries "
+                       "(disk full?); handing leadership to %s", runtime.node_id,
+                       stalled_s, target)
+        try:
+            member.transfer_leadership(target)
+        except Exception as exc:  # retried at the next check
+            logger.warning("node %s: leadership transfer failed: %s", runtime.node_id, exc)
+        await asyncio.sleep(APPLY_STALL_STEP_ASIDE_S)

@@ -533,6 +533,9 @@ class Node:
         """
         database = self.database(namespace)
         await self.read_barrier(STRONG)
+        if namespace in self.diverged:  # its copy misses entries: it cannot tell (F7)
+            raise ClusterUnavailableError(
+                f"database {namespace} is being repaired on this node; ask again shortly")
         return await asyncio.to_thread(database.request_applied_at, request_id)
 
     async def namespace_hash(self, name: str) -> dict[str, Any]:
@@ -544,6 +547,14 @@ class Node:
 
     def namespaces(self) -> list[str]:
         return self.catalog.names()
+
+    def apply_stalled_s(self) -> float:
+        """How long the longest-waiting committed entry has waited to be applied here
+        (a full disk; ``Writer.apply_stalled_since``); 0 when nothing waits."""
+        with self._lock:
+            stalled = [db.writer.apply_stalled_since for db in self._databases.values()]
+        since = min((t for t in stalled if t is not None), default=None)
+        return 0.0 if since is None else time.monotonic() - since
 
     def applied_indexes(self) -> list[tuple[str, int]]:
         with self._lock:

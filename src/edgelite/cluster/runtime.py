@@ -124,6 +124,8 @@ class ClusterRuntime:
             await transport.start()
             self._background.append(asyncio.create_task(
                 membership.promote_caught_up_learners(self)))
+            self._background.append(asyncio.create_task(
+                membership.step_aside_while_stalled(self)))
         await member.start()
         self._background.append(asyncio.create_task(self._take_snapshots()))
         self._background.append(asyncio.create_task(self._record_cluster_id()))
@@ -174,6 +176,20 @@ class ClusterRuntime:
             if loop.time() > deadline:
                 raise ClusterUnavailableError(f"no leader after {timeout_s:g}s")
             await asyncio.sleep(0.01)
+
+    async def wait_failed(self) -> BaseException:
+        """Wait until this member can no longer work (its Raft loop stopped on an error,
+        e.g. the log's fdatasync failed); returns that error. The process should then
+        exit: restarting recovers the state from disk, limping on would not."""
+        assert self.member is not None, "start() the runtime first"
+        while True:
+            failure = await self.member.wait_stopped()
+            if failure is not None:
+                return failure
+            await asyncio.sleep(3600)  # stopped deliberately: never a failure
+
+    def failure(self) -> BaseException | None:
+        return self.member.fatal if self.member is not None else None
 
     async def stop(self) -> None:
         for task in self._background:

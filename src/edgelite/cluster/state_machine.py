@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgelite.cluster.catalog import NamespaceConfig
 from edgelite.cluster.commands import CatalogCommand, CatalogOp, WriteCommand, decode_command
-from edgelite.errors import DivergenceError, StorageError
+from edgelite.errors import DatabaseClosedError, DivergenceError, StorageError
 from edgelite.raft import ConfState, Entry
 from edgelite.storage.snapshot_files import backup_file
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from edgelite.cluster.node import Node
 
 logger = logging.getLogger(__name__)
+REAPPLY_DELAY_S = 0.05  # after a database closed under an apply (replaced or deleted)
 
 
 class ClusterStateMachine:
@@ -47,6 +49,12 @@ class ClusterStateMachine:
         loop = asyncio.get_running_loop()
 
         def applied(index: int, error: BaseException | None) -> None:
+            if isinstance(error, DatabaseClosedError):
+                # Replaced (snapshot, repair) or deleted meanwhile: ask again; the new
+                # database skips what its copy already holds.
+                with contextlib.suppress(RuntimeError):  # the loop is gone: stopping
+                    loop.call_soon_threadsafe(self._apply_later, entry, done)
+                return
             if isinstance(error, DivergenceError | StorageError):
                 # Never resolved in place: stop serving the database and repair it; the
                 # log moves on for every other database.
@@ -54,7 +62,17 @@ class ClusterStateMachine:
                 error = None
             done(index, error)
 
-        database.submit_apply(entry.index, command.effect, command.request_ids, applied)
+        try:
+            database.submit_apply(entry.index, command.effect, command.request_ids, applied)
+        except DatabaseClosedError as exc:
+            applied(entry.index, exc)
+
+    def _apply_later(self, entry: Entry,
+                     done: Callable[[int, BaseException | None], None]) -> None:
+        member = self.node.member
+        if member is None or not member.running:
+            return  # the node stops; the entry is applied again at restart
+        asyncio.get_running_loop().call_later(REAPPLY_DELAY_S, self.apply, entry, done)
 
     def is_barrier(self, entry: Entry) -> bool:
         return isinstance(decode_command(entry.data), CatalogCommand)

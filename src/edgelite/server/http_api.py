@@ -464,6 +464,9 @@ class UserApi:
                             content_type="text/plain")
 
     async def health(self, _request: web.Request) -> web.Response:
+        failure = self.cluster.failure() if self.cluster is not None else None
+        if failure is not None:  # a supervisor must see it: the process exits soon
+            return web.Response(status=503, text=f"this member stopped working: {failure}")
         return web.Response(status=200)
 
     async def version(self, _request: web.Request) -> web.Response:

@@ -18,10 +18,15 @@ from pathlib import Path
 
 import apsw
 
-from edgelite.errors import StorageError
+from edgelite.errors import StorageError, StorageUnavailableError
 from edgelite.storage import effects
 from edgelite.storage.authorizer import internal_statements
 from edgelite.storage.connection import ConnectionLimits, Role, open_connection
+
+# SQLite errors that say the machine refused (space, I/O, permissions, memory, locks),
+# not that the change is wrong: applying again later can succeed.
+ENVIRONMENT_ERRORS = (apsw.FullError, apsw.IOError, apsw.CantOpenError, apsw.ReadOnlyError,
+                      apsw.NoMemError, apsw.BusyError)
 
 # How many log indexes back a request id is remembered (deterministic pruning).
 REQUEST_IDS_RETAINED_INDEXES = 100_000
@@ -76,6 +81,9 @@ class Applier:
             connection.execute("COMMIT")
         except apsw.Error as exc:
             self._roll_back()
+            if isinstance(exc, ENVIRONMENT_ERRORS):
+                raise StorageUnavailableError(f"applying index {index} failed: {exc}") \
+                    from exc
             raise StorageError(f"applying index {index} failed: {exc}") from exc
         except BaseException:
             self._roll_back()

@@ -34,9 +34,11 @@ from edgelite.errors import (
     AlreadyAppliedError,
     DatabaseClosedError,
     NotLeaderError,
+    OutcomeUnknownError,
     OverloadedError,
     SqlError,
     StorageError,
+    StorageUnavailableError,
 )
 from edgelite.storage import effects
 from edgelite.storage.applier import Applier, record_requests, request_applied_at
@@ -101,6 +103,9 @@ class _Finished:
 
 
 _STEAL = object()
+# A committed entry the environment refused (disk full) is tried again after these waits.
+APPLY_RETRY_FIRST_S = 0.05
+APPLY_RETRY_MAX_S = 2.0
 
 
 class Writer:
@@ -128,6 +133,8 @@ class Writer:
         # Cluster hooks: whether client writes may start here (the leader, caught up),
         # and who hears that an entry this writer proposed is committed locally.
         self.accepting_writes = True
+        # Monotonic time since which a committed entry waits for the disk (None: none).
+        self.apply_stalled_since: float | None = None
         self.on_local_commit: Callable[[int, BaseException | None], None] | None = None
         self._job_request_id = ""
         self._txn_request_ids: list[str] = []
@@ -336,8 +343,7 @@ class Writer:
         error: BaseException | None = None
         if job.index > self.applied_index:
             try:
-                self.applier.apply(job.index, job.effect, job.request_ids)
-                self.applied_index = job.index
+                self._apply_until_done(job.index, job.effect, job.request_ids)
             except Exception as exc:
                 error = exc
                 logger.error("database %s: applying index %d failed: %s", self.name,
@@ -346,6 +352,37 @@ class Writer:
             job.on_done(job.index, error)
         except Exception:
             logger.exception("writer %s: apply callback failed", self.name)
+
+    def _apply_until_done(self, index: int, effect: bytes,
+                          request_ids: Sequence[str]) -> None:
+        """Apply a committed entry; while the environment refuses (disk full, I/O
+        error) wait and try again: the entry is durable in the log, and every later
+        write of this database waits behind it (F15: never wedge, never call it
+        divergence). Raises ``DatabaseClosedError`` if the database closes meanwhile,
+        and any other failure at once."""
+        delay_s = APPLY_RETRY_FIRST_S
+        while True:
+            try:
+                self.applier.apply(index, effect, request_ids)
+            except StorageUnavailableError as exc:
+                if self.apply_stalled_since is None:
+                    self.apply_stalled_since = time.monotonic()
+                    logger.error("database %s: applying index %d failed (%s); retrying "
+                                 "until it succeeds", self.name, index, exc)
+                with self._cond:
+                    if self._stopping:
+                        raise DatabaseClosedError(
+                            f"database {self.name} closed before index {index} could be "
+                            f"applied ({exc})") from exc
+                    self._cond.wait(delay_s)
+                delay_s = min(delay_s * 2, APPLY_RETRY_MAX_S)
+                continue
+            if self.apply_stalled_since is not None:
+                logger.warning("database %s: applied index %d after %.1fs of retries",
+                               self.name, index, time.monotonic() - self.apply_stalled_since)
+                self.apply_stalled_since = None
+            self.applied_index = index
+            return
 
     def _close(self, job: Job) -> None:
         session = job.session
@@ -413,10 +450,23 @@ class Writer:
                 self.connection.execute("COMMIT")
         except apsw.Error as exc:
             self.rollback_transaction()
-            failure = StorageError(f"database {self.name}: local commit failed: {exc}")
-            if index is not None and self.on_local_commit is not None:
-                self.on_local_commit(index, failure)  # the entry is applied from the log
-            raise failure from exc
+            if index is None:
+                raise StorageError(f"database {self.name}: commit failed: {exc}") from exc
+            # The entry is committed in the Raft log (the write is durable cluster-wide):
+            # only this copy failed. Apply it from the effect, waiting out a full disk;
+            # the caller's answer stays the truth ("committed"), not a storage error.
+            logger.error("database %s: local commit of index %d failed (%s); applying it "
+                         "again", self.name, index, exc)
+            try:
+                self._apply_until_done(index, effects.encode_effect(effect), request_ids)
+            except Exception as apply_error:
+                if self.on_local_commit is not None:
+                    self.on_local_commit(index, apply_error)  # applied from the log later
+                raise OutcomeUnknownError(
+                    f"database {self.name}: the write committed at index {index} but this "
+                    f"node could not apply it yet ({apply_error}); ask GET /v1/requests/"
+                    f"<id> or read it back", request_id=request_ids[0] if request_ids
+                    else "") from apply_error
         if index is not None:
             self.applied_index = index
             if self.on_local_commit is not None:
