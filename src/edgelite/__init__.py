@@ -1,8 +1,9 @@
 """edgelite: distributed SQLite for edge applications.
 
 ``import edgelite as sqlite3`` gives a DB-API 2.0 module: ``edgelite.connect(url)``
-talks to an edgelite (or any libSQL) server, or opens a local file. The names are
-loaded lazily so importing edgelite stays cheap and free of side effects.
+talks to an edgelite (or any libSQL) server, opens a local file, or (with ``sync_url``)
+an embedded replica; ``edgelite.changes(url, since=...)`` iterates a database's changes.
+The names are loaded lazily so importing edgelite stays cheap and free of side effects.
 """
 
 from __future__ import annotations
@@ -31,4 +32,6 @@ def __getattr__(name: str) -> Any:
         return getattr(client, name)
     if name == "aio":  # ``edgelite.aio`` without importing it first
         return importlib.import_module("edgelite.aio")
+    if name == "changes":  # a database's change stream (docs/embedded-replicas.md)
+        return importlib.import_module("edgelite.replica.changes").changes
     raise AttributeError(f"module 'edgelite' has no attribute {name!r}")

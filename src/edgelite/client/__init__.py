@@ -129,6 +129,9 @@ def connect(
     namespace: str | None = None,
     read_timeout: float = 120.0,
     verify: ssl.SSLContext | bool = True,
+    sync_url: str | None = None,
+    sync_interval: float | None = None,
+    offline: bool = False,
 ) -> Connection:
     """Open a connection; the positional arguments are ``sqlite3.connect``'s.
 
@@ -139,6 +142,13 @@ def connect(
     (default: read your own writes) or ``"eventual"``. ``namespace``: the database on a
     multi-database server (``x-namespace``). ``verify``: TLS verification (an
     ``SSLContext``, or False to disable). Keyword arguments win over URL parameters.
+
+    Embedded replica: ``database`` is a local file and ``sync_url`` the server database
+    it follows (``auth_token``/``namespace`` are for that server). Reads are local;
+    writes go to the server and return once the file has them, or, with
+    ``offline=True``, commit locally and are pushed by ``conn.sync()``;
+    ``sync_interval`` (seconds) syncs in the background. See
+    ``docs/embedded-replicas.md``.
     """
     options: dict[str, Any] = {
         "detect_types": detect_types, "isolation_level": isolation_level,
@@ -147,4 +157,6 @@ def connect(
         "auth_token": auth_token, "consistency": consistency, "namespace": namespace,
         "read_timeout": read_timeout, "verify": verify,
     }
+    if sync_url is not None or sync_interval is not None or offline:
+        options.update(sync_url=sync_url, sync_interval=sync_interval, offline=offline)
     return open_sync(database, timeout, **options)

@@ -1,0 +1,185 @@
+"""The application's connection to an offline replica: local writes, captured.
+
+``OfflineDatabase`` is the local-file transport (``local.LocalDatabase``) with one
+addition: every write transaction commits together with its outbox row
+(``outbox.Capture``). It watches each statement (classified by SQLite,
+``storage.statements``) for where transactions begin and end:
+
+* a write outside a transaction runs inside ``BEGIN IMMEDIATE`` … capture … ``COMMIT``
+  (so autocommit writes are captured like any other);
+* ``BEGIN`` / an outermost ``SAVEPOINT`` start a capture; ``COMMIT``/``END``, or the
+  ``RELEASE`` of the savepoint that opened the transaction, flush it into the outbox
+  first, inside the transaction; ``ROLLBACK`` discards it;
+* schema statements are refused with ``OfflineSchemaChangeError``'s code and message.
+
+A commit hook vetoes any commit that did not come through this path, so no change can
+reach the file without its outbox row (the invariant ``outbox.py`` relies on).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import apsw
+
+from edgelite.errors import SqlError
+from edgelite.replica.fastpath import FastReader
+from edgelite.replica.guard import SCHEMA_REFUSAL, GuardedDatabase
+from edgelite.replica.outbox import Capture
+from edgelite.storage.statements import Kind, StatementCache, StatementInfo
+
+__all__ = ["OfflineDatabase"]
+
+# Statements that may write, run outside a transaction: wrapped in one, so they commit
+# through the capture (reads and transaction control run as they are).
+_WRAPPED_KINDS = frozenset({Kind.WRITE, Kind.DENIED})
+
+
+class OfflineDatabase(GuardedDatabase):
+    """Local-file transport whose write transactions fill the outbox (module docstring).
+
+    Invariants: ``capture.active`` iff a transaction is open on the connection (after
+    each statement); ``savepoints`` is SQLite's savepoint stack of that transaction.
+    """
+
+    _capture: Capture
+    _cache: StatementCache
+    _savepoints: list[str]
+    _opened_by_savepoint: bool
+    _commit_allowed: bool
+    _gate: threading.Lock
+    fast: FastReader
+
+    @classmethod
+    def open_over(cls, connection: apsw.Connection, capture: Capture,
+                  commit_gate: threading.Lock) -> OfflineDatabase:
+        """``commit_gate`` is held around each COMMIT (the replicator takes it while it
+        replaces the file, so no local write commits into content about to go)."""
+        database = cls.__new__(cls)
+        database._attach(connection)
+        database._capture = capture
+        database._cache = StatementCache(512)
+        database.fast = FastReader(connection, database._cache)
+        database._savepoints = []
+        database._opened_by_savepoint = False
+        database._commit_allowed = False
+        database._gate = commit_gate
+        connection.set_commit_hook(database._veto_commit)
+        return database
+
+    def idle(self) -> bool:
+        """No transaction open on the connection."""
+        return bool(self._db.get_autocommit())
+
+    def _veto_commit(self) -> bool:
+        return not self._commit_allowed  # True turns the COMMIT into a ROLLBACK
+
+    # --- hooks of LocalDatabase --------------------------------------------------------
+
+    def _close_stream(self) -> None:
+        super()._close_stream()
+        self._ended()
+
+    def _execute(self, text: str, bindings: Any) -> tuple[list[Any], int, int]:
+        db = self._db
+        info = self._cache.info(db, text)
+        if info.kind is Kind.DDL:
+            raise SqlError(f"{SCHEMA_REFUSAL}; this replica is offline, so "
+                           f"{info.first_sql.strip()[:60]!r} was refused",
+                           code="SCHEMA_CHANGE_OFFLINE")
+        if db.get_autocommit():
+            if info.kind in _WRAPPED_KINDS:
+                return self._autocommit_write(text, bindings)
+            result = super()._execute(text, bindings)
+            if not db.get_autocommit():
+                self._began(info)
+            return result
+        if info.kind is Kind.COMMIT or (info.kind is Kind.RELEASE and self._commits(info)):
+            return self._commit(text, bindings)
+        result = super()._execute(text, bindings)
+        self._track_savepoints(info)
+        if db.get_autocommit():  # ROLLBACK (or SQLite ended the transaction on an error)
+            self._ended()
+        return result
+
+    def _run_script(self, script: str) -> None:
+        """Statement by statement, so each one is watched like a single execute."""
+        remaining = script
+        while remaining.strip():
+            info = self._cache.info(self._db, remaining)
+            if info.kind is Kind.EMPTY or not info.first_sql:
+                return
+            # The single-statement check of LocalDatabase looks at the current text.
+            self._text, self._traced = info.first_sql, False
+            try:
+                self._execute(info.first_sql, ())
+            except apsw.Error as exc:
+                raise self._sql_error(exc, "step") from exc
+            remaining = info.remaining_sql
+
+    # --- transactions ------------------------------------------------------------------
+
+    def _autocommit_write(self, text: str, bindings: Any) -> tuple[list[Any], int, int]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        self._capture.start()
+        try:
+            rows, changes, last_rowid = super()._execute(text, bindings)
+            self._capture.flush()
+            self._commit_now("COMMIT")
+        except BaseException:
+            if not db.get_autocommit():
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._ended()
+        db.set_last_insert_rowid(last_rowid)
+        return rows, changes, last_rowid
+
+    def _commit(self, text: str, bindings: Any) -> tuple[list[Any], int, int]:
+        db = self._db
+        rowid = db.last_insert_rowid()
+        if self._capture.active:
+            self._capture.flush()
+        rows, changes, _ = self._commit_now(text, bindings)
+        db.set_last_insert_rowid(rowid)
+        if db.get_autocommit():
+            self._ended()
+        return rows, changes, rowid
+
+    def _commit_now(self, text: str, bindings: Any = ()) -> tuple[list[Any], int, int]:
+        with self._gate:
+            self._commit_allowed = True
+            try:
+                return super()._execute(text, bindings)
+            finally:
+                self._commit_allowed = False
+
+    def _began(self, info: StatementInfo) -> None:
+        self._savepoints = []
+        self._opened_by_savepoint = info.kind is Kind.SAVEPOINT
+        if info.kind is Kind.SAVEPOINT and info.savepoint_name is not None:
+            self._savepoints.append(info.savepoint_name.lower())
+        self._capture.start()
+
+    def _ended(self) -> None:
+        self._capture.stop()
+        self._savepoints = []
+        self._opened_by_savepoint = False
+
+    def _commits(self, info: StatementInfo) -> bool:
+        """Does this RELEASE end the transaction (the savepoint that opened it)?"""
+        name = (info.savepoint_name or "").lower()
+        if not self._opened_by_savepoint or name not in self._savepoints:
+            return False
+        return len(self._savepoints) - 1 - self._savepoints[::-1].index(name) == 0
+
+    def _track_savepoints(self, info: StatementInfo) -> None:
+        name = (info.savepoint_name or "").lower()
+        if info.kind is Kind.SAVEPOINT:
+            self._savepoints.append(name)
+        elif info.kind in (Kind.RELEASE, Kind.ROLLBACK_TO) and name in self._savepoints:
+            position = len(self._savepoints) - 1 - self._savepoints[::-1].index(name)
+            keep = position if info.kind is Kind.RELEASE else position + 1
+            del self._savepoints[keep:]
