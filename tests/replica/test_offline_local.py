@@ -147,6 +147,26 @@ def test_schema_changes_and_reserved_tables_are_refused(replica: Path) -> None:
     conn.close()
 
 
+def test_offline_writes_to_virtual_tables_are_refused(replica: Path, origin: Origin) -> None:
+    origin.write("CREATE VIRTUAL TABLE articles USING fts5(title, body)",
+                 "CREATE TABLE posts(id INTEGER PRIMARY KEY, title TEXT)",
+                 "CREATE TRIGGER index_post AFTER INSERT ON posts BEGIN "
+                 "INSERT INTO articles(title, body) VALUES (new.title, ''); END")
+    conn = open_offline(replica)
+    pull(conn, origin)
+    with pytest.raises(edgelite.DatabaseError, match="virtual table"):
+        conn.execute("INSERT INTO articles(title, body) VALUES ('a', 'b')")
+    with pytest.raises(edgelite.DatabaseError, match="through trigger index_post"):
+        conn.execute("INSERT INTO posts(title) VALUES ('p')")
+    conn.rollback()
+    conn.execute("INSERT INTO notes VALUES (30, 'fine', 1)")  # ordinary tables still work
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM articles WHERE articles MATCH 'a'").fetchone() \
+        == (0,)
+    assert len(rows_of(conn)) == 1
+    conn.close()
+
+
 # --- rebase -----------------------------------------------------------------------------
 
 def test_pulled_entries_without_local_changes_reproduce_the_origin(

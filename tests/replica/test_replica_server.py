@@ -7,6 +7,7 @@ what the application sees through the replica, and the server's own answers.
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -248,3 +249,40 @@ def test_copying_a_replica_file_keeps_working(tmp_path: Path, server: ServerProc
     conn.sync()
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
     conn.close()
+
+
+SHORT_RETENTION = {"EDGELITE_SNAPSHOT_ENTRIES": "10", "EDGELITE_SNAPSHOT_TRAILING_ENTRIES": "0",
+                   "EDGELITE_RETAIN_ENTRIES": "5", "EDGELITE_RETAIN_BYTES": "0"}
+
+
+def test_replicas_behind_retention_bootstrap_again(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A replica whose position the server no longer retains takes a new snapshot, and
+    an offline one keeps its unpushed writes through it."""
+    server = start_server(tmp_path / "server", env=SHORT_RETENTION, name="short", admin=True)
+    try:
+        execute(server.url, "CREATE TABLE old(id INTEGER PRIMARY KEY, origin TEXT)")
+        online = replica(tmp_path / "online.db", server)
+        offline = replica(tmp_path / "offline.db", server, offline=True)
+        offline.execute("INSERT INTO old VALUES (1000, 'offline')")
+        offline.commit()
+        for i in range(60):
+            execute(server.url, f"INSERT INTO old VALUES ({i}, 'server')")
+        # Pulling from where they are is no longer possible: both bootstrap again.
+        with caplog.at_level(logging.WARNING, logger="edgelite.replica.replicator"):
+            online.sync()
+        assert "no longer retained" in caplog.text
+        assert online.execute("SELECT count(*) FROM old").fetchone() == (60,)
+        replicator = offline._transport.replicator
+        replicator.wait_applied(replicator.applied_index + 1, 30)  # pull first, push later
+        assert offline.execute("SELECT count(*) FROM old").fetchone() == (61,)
+        assert offline.sync().pending == 0
+        assert query(server.url, "SELECT count(*) FROM old") == [(61,)]
+        online.sync()
+        assert online.execute("SELECT origin FROM old WHERE id = 1000").fetchone() == (
+            "offline",)
+        online.close()
+        offline.close()
+        assert file_hash(tmp_path / "online.db") == content_hash(server.admin_url)
+    finally:
+        server.stop()

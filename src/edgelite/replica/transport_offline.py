@@ -27,6 +27,7 @@ from edgelite.errors import SqlError
 from edgelite.replica.fastpath import FastReader
 from edgelite.replica.guard import SCHEMA_REFUSAL, GuardedDatabase
 from edgelite.replica.outbox import Capture
+from edgelite.storage.authorizer import internal_statements
 from edgelite.storage.statements import Kind, StatementCache, StatementInfo
 
 __all__ = ["OfflineDatabase"]
@@ -34,6 +35,14 @@ __all__ = ["OfflineDatabase"]
 # Statements that may write, run outside a transaction: wrapped in one, so they commit
 # through the capture (reads and transaction control run as they are).
 _WRAPPED_KINDS = frozenset({Kind.WRITE, Kind.DENIED})
+_DML_CODES = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE})
+
+
+def _virtual_tables(connection: apsw.Connection) -> frozenset[str]:
+    with internal_statements(connection):
+        rows = connection.execute("SELECT name FROM pragma_table_list WHERE schema='main' "
+                                  "AND type IN ('virtual', 'shadow')").fetchall()
+    return frozenset(str(row[0]) for row in rows)
 
 
 class OfflineDatabase(GuardedDatabase):
@@ -49,6 +58,8 @@ class OfflineDatabase(GuardedDatabase):
     _opened_by_savepoint: bool
     _commit_allowed: bool
     _gate: threading.Lock
+    _schema_version: int
+    _virtual: frozenset[str]
     fast: FastReader
 
     @classmethod
@@ -65,6 +76,8 @@ class OfflineDatabase(GuardedDatabase):
         database._opened_by_savepoint = False
         database._commit_allowed = False
         database._gate = commit_gate
+        database._schema_version = -1
+        database._virtual = frozenset()
         connection.set_commit_hook(database._veto_commit)
         return database
 
@@ -88,6 +101,8 @@ class OfflineDatabase(GuardedDatabase):
             raise SqlError(f"{SCHEMA_REFUSAL}; this replica is offline, so "
                            f"{info.first_sql.strip()[:60]!r} was refused",
                            code="SCHEMA_CHANGE_OFFLINE")
+        if info.kind in _WRAPPED_KINDS:
+            self._refuse_virtual_table_writes(info)
         if db.get_autocommit():
             if info.kind in _WRAPPED_KINDS:
                 return self._autocommit_write(text, bindings)
@@ -117,6 +132,24 @@ class OfflineDatabase(GuardedDatabase):
             except apsw.Error as exc:
                 raise self._sql_error(exc, "step") from exc
             remaining = info.remaining_sql
+
+    def _refuse_virtual_table_writes(self, info: StatementInfo) -> None:
+        """A virtual table's rows (an FTS5 index, an R*Tree) live in shadow tables that
+        the server cannot merge row by row: such writes are made on the server."""
+        version = int(self._db.execute("PRAGMA schema_version").fetchone()[0])
+        if version != self._schema_version:
+            self._schema_version = version
+            self._cache = StatementCache(512)  # trigger actions depend on the schema
+            info = self._cache.info(self._db, info.sql)
+            self._virtual = _virtual_tables(self._db)
+        for action in info.actions:
+            if action.code in _DML_CODES and (action.arg1 or "") in self._virtual:
+                through = f" (through trigger {action.trigger_or_view})" \
+                    if action.trigger_or_view else ""
+                raise SqlError(f"table {action.arg1} is a virtual table or part of one"
+                               f"{through}: an offline replica cannot write it (the server "
+                               "cannot merge its rows); write it on the server",
+                               code="SQLITE_AUTH")
 
     # --- transactions ------------------------------------------------------------------
 
