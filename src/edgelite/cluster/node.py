@@ -125,6 +125,11 @@ class Node:
         self.limits = limits
         self._databases: dict[str, Database] = {}
         self._lock = threading.Lock()
+        # Files being replaced (a snapshot install: every database; a repair: one).
+        # Nothing may open them meanwhile: an open connection would keep reading the
+        # replaced file's old inode forever.
+        self._replacing_all = False
+        self._replacing: set[str] = set()
         # Databases whose replica diverged: the entries held back while they are
         # repaired (see resync.py), and who starts the repair.
         self.diverged: dict[str, list[Entry]] = {}
@@ -151,6 +156,9 @@ class Node:
             database = self._databases.get(name)
             if database is not None:
                 return database
+            if self._replacing_all or name in self._replacing:
+                raise DatabaseClosedError(f"database {name} is being replaced by a copy "
+                                          "from the leader; retry")
             if not self.catalog.exists(name):
                 raise NamespaceNotFoundError(f"Namespace `{name}` doesn't exist")
             assert self.member is not None, "attach() the member before opening databases"
@@ -203,11 +211,17 @@ class Node:
 
     async def replace_database(self, name: str, snapshot: Any) -> None:
         """Install ``name`` from a snapshot, then apply what was held back above it."""
-        await self.close_database(name)
-        file_name = f"ns-{name}.db"
-        if file_name in {f.name for f in snapshot.files}:
-            await asyncio.to_thread(_replace_file, snapshot.path(file_name),
-                                    self.catalog.path(name))
+        with self._lock:
+            self._replacing.add(name)
+        try:
+            await self.close_database(name)
+            file_name = f"ns-{name}.db"
+            if file_name in {f.name for f in snapshot.files}:
+                await asyncio.to_thread(_replace_file, snapshot.path(file_name),
+                                        self.catalog.path(name))
+        finally:
+            with self._lock:
+                self._replacing.discard(name)
         held = self.diverged.pop(name, [])
         database = self.database_if_exists(name)
         if database is None:
@@ -507,7 +521,15 @@ class Node:
     def install_files(self, snapshot: Any) -> None:
         """Replace every database by the snapshot's copies (log thread; see snapshots)."""
         with self._lock:
+            self._replacing_all = True
             databases, self._databases = list(self._databases.values()), {}
+        try:
+            self._install_files(snapshot, databases)
+        finally:
+            with self._lock:
+                self._replacing_all = False
+
+    def _install_files(self, snapshot: Any, databases: list[Database]) -> None:
         for database in databases:
             database.close()
         names = {f.name for f in snapshot.files}

@@ -42,11 +42,15 @@ class ClusterStateMachine:
         if self.node.hold_if_diverged(name, entry):  # repaired later (resync.py)
             done(entry.index, None)
             return
-        database = self.node.database_if_exists(name)
+        loop = asyncio.get_running_loop()
+        try:
+            database = self.node.database_if_exists(name)
+        except DatabaseClosedError:  # its file is being replaced right now
+            self._apply_later(entry, done)
+            return
         if database is None:  # deleted by a later catalog entry already applied
             done(entry.index, None)
             return
-        loop = asyncio.get_running_loop()
 
         def applied(index: int, error: BaseException | None) -> None:
             if isinstance(error, DatabaseClosedError):
