@@ -74,6 +74,19 @@ def test_tables_filter_and_exact_resume(client: SyncClient) -> None:
         assert rest == everything[position + 1:]
 
 
+def test_a_filter_skipping_many_changes_still_reaches_the_end(client: SyncClient) -> None:
+    client.sql("CREATE TABLE a(x)")
+    client.sql("CREATE TABLE b(x)")
+    client.sql("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+               "WHERE n < 1200) INSERT INTO b SELECT n FROM c")  # more than one batch
+    for i in range(3):
+        client.sql("INSERT INTO b VALUES (?)", [i])
+    written = client.sql("INSERT INTO a VALUES ('after them')")
+    found = events(client, since=0, tables="a")
+    assert [e["index"] for e in found if e["type"] == "change"] == [written]
+    assert found[-1]["type"] == "end" and found[-1]["index"] >= written
+
+
 def test_sse_ids_are_cursors_and_last_event_id_resumes(client: SyncClient) -> None:
     client.sql("CREATE TABLE t(x)")
     for i in range(4):

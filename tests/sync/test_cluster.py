@@ -54,7 +54,8 @@ def test_every_member_names_the_same_database(members: Members) -> None:
 
 def test_followers_serve_long_polls_and_change_streams(members: Members) -> None:
     leader, (follower, _) = members
-    leader.sql("CREATE TABLE IF NOT EXISTS seen(x)")
+    created = leader.sql("CREATE TABLE IF NOT EXISTS seen(x)")
+    wait_until(lambda: follower.pull(0)["applied_index"] >= created, what="the follower")
     position = follower.pull(0)["applied_index"]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(follower.pull, position, wait_ms=20_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ def test_a_namespace_created_again_is_another_database(client: SyncClient) -> No
     assert client.admin("POST", path + "/create", {}).status_code == 200
     after = client.info()["database_id"]
     assert after != before and after.rsplit("/", 1)[0] == before.rsplit("/", 1)[0]
+
+
+def test_a_recreated_namespace_never_serves_the_old_ones_entries(client: SyncClient) -> None:
+    client.sql("CREATE TABLE old(x)")
+    client.sql("INSERT INTO old VALUES ('before')")
+    path = f"/v1/namespaces/{client.namespace}"
+    assert client.admin("DELETE", path).status_code == 200
+    assert client.admin("POST", path + "/create", {}).status_code == 200
+    written = client.sql("CREATE TABLE new(x)")
+    assert [e[0] for e in client.pull(0)["entries"]] == [written]
+    response = client.get("/v1/changes", since=0, wait_ms=0)
+    schema = [json.loads(line) for line in response.text.splitlines()]
+    assert [e["sql"] for e in schema if e["type"] == "schema"] == ["CREATE TABLE new(x)"]
 
 
 def test_unknown_namespaces_are_404_in_json(client: SyncClient) -> None:

@@ -126,6 +126,12 @@ class Catalog:
         """The cluster's id, once the entry recording it is applied here."""
         return self._cluster_id
 
+    def incarnation(self, name: str) -> int:
+        """The index of the entry that created ``name`` (log entries before it wrote an
+        earlier database of the same name)."""
+        self.config(name)
+        return self._created.get(name, 0)
+
     def database_id(self, name: str) -> str | None:
         """``<cluster_id>/<namespace>/<incarnation>``; None before the id is known."""
         if self._cluster_id is None:

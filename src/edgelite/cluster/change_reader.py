@@ -50,9 +50,13 @@ class Cursor:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChangeBatch:
+    """``caught_up``: ``position`` is the member's applied index (read again only after
+    it applies more); otherwise more items wait, possibly all filtered out."""
+
     events: list[dict[str, Any]]
     position: Cursor
     applied_index: int
+    caught_up: bool
 
 
 class ChangeReader:
@@ -69,8 +73,11 @@ class ChangeReader:
     async def read(self, index: int, item: int | None, items_max: int) -> ChangeBatch:
         """Events after cursor ``index[:item]``; ``SnapshotRequiredError`` if some are no
         longer retained."""
-        cursor = Cursor(index, item)
         sync = self.sync
+        created = sync.node.catalog.incarnation(self.namespace)
+        if index < created:  # entries before it wrote a deleted database of that name
+            index, item = created, None
+        cursor = Cursor(index, item)
         database = sync.database(self.namespace)
         sync._check_reads(self.namespace)
         applied = await sync.catch_up()
@@ -85,10 +92,11 @@ class ChangeReader:
         except CompactedError:  # compacted since the check: say so, or read again
             await sync.catch_up()
             return await self.read(index, item, items_max)
-        if position is None:  # every entry read through the applied index
-            last = indexes[-1] if len(indexes) == ENTRIES_PER_READ_MAX else applied
+        caught_up = position is None and len(indexes) < ENTRIES_PER_READ_MAX
+        if position is None:  # every entry listed was read
+            last = applied if caught_up else indexes[-1]
             position = Cursor(max(last, cursor.index))
-        return ChangeBatch(events, position, applied)
+        return ChangeBatch(events, position, applied, caught_up)
 
     async def wait(self, index: int, timeout_s: float) -> None:
         """Until the member applies past ``index`` (or the timeout passes)."""

@@ -200,6 +200,8 @@ class SyncService:
         self.database(namespace)
         self._check_reads(namespace)
         database_id = await self.database_id(namespace)
+        # Entries before the namespace's creation wrote a deleted database of that name.
+        since = max(since, self.node.catalog.incarnation(namespace))
         member = self._member()
         deadline = time.monotonic() + wait_s
         while True:
@@ -270,7 +272,7 @@ class SyncService:
         now_ms = int(time.time() * 1000)
         clocks = merge.clocks_of(pushed.hlc, now_ms)
         work = merge.Push(tuple(pushed.changes), clocks, request_id, now_ms)
-        merge.validate(work.changesets)  # before taking the writer
+        await asyncio.to_thread(merge.validate, work.changesets)  # before taking the writer
         outcome = await self._run_solo(database, merge.merge_program(work), request_id)
         merged: merge.MergeOutcome = outcome.value
         index = merged.index if merged.index is not None else outcome.applied_index
@@ -296,8 +298,12 @@ class SyncService:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[JobOutcome] = loop.create_future()
 
+        def resolve(outcome: JobOutcome) -> None:
+            if not done.done():
+                done.set_result(outcome)
+
         def settle(outcome: JobOutcome) -> None:
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(outcome))
+            loop.call_soon_threadsafe(resolve, outcome)
 
         job = Job(SqlSession(read_only=False, database_name=database.name), program,
                   ResponseBudget(1 << 20, 1000), settle, solo=True, request_id=request_id)

@@ -117,14 +117,14 @@ class ChangesApi:
         try:
             while True:
                 position = batch.position
+                now = time.monotonic()
                 if batch.events:
                     await sink.send(batch.events)
-                    last_sent = time.monotonic()
-                else:
-                    now = time.monotonic()
-                    if now - last_sent >= heartbeat_s:
-                        await sink.send([_marker("heartbeat", position)])
-                        last_sent = now
+                    last_sent = now
+                elif now - last_sent >= heartbeat_s:  # idle, or skipping filtered items
+                    await sink.send([_marker("heartbeat", position)])
+                    last_sent = now
+                if batch.caught_up:
                     if now >= deadline:
                         await sink.send([_marker("end", position)])
                         break

@@ -85,12 +85,11 @@ class Caller(Protocol):
 def sync_error(exc: BaseException) -> web.Response:
     """Every sync error as JSON (the Hrana edge answers protocol errors in text)."""
     if isinstance(exc, SnapshotRequiredError):
-        body: dict[str, Any] = error_body(exc.message, exc.message, exc.code)
-        body["retained_from_index"] = exc.retained_from_index
+        body: dict[str, Any] = {**error_body(exc.message, exc.message, exc.code),
+                                "retained_from_index": exc.retained_from_index}
         return json_response(body, 410)
     if isinstance(exc, AlreadyAppliedError):
-        body = error_body(exc.message, exc.message, exc.code)
-        body["index"] = exc.index
+        body = {**error_body(exc.message, exc.message, exc.code), "index": exc.index}
         return json_response(body, 409, headers={
             "x-edgelite-replication-index": str(exc.index)})
     if isinstance(exc, DatabaseMismatchError):
@@ -112,8 +111,8 @@ class SyncApi:
                  ("GET", "/v1/sync/snapshot", self.snapshot),
                  ("GET", "/v1/sync/pull", self.pull),
                  ("POST", "/v1/sync/push", self.push)]
-        routes = [web.route(method, path, self._guarded(handler))
-                  for method, path, handler in pairs]
+        routes: list[web.AbstractRouteDef] = [
+            web.route(method, path, self._guarded(handler)) for method, path, handler in pairs]
         routes += [web.route(method, "/dev/{namespace}" + path, self._guarded(handler))
                    for method, path, handler in pairs]
         return routes
@@ -121,7 +120,8 @@ class SyncApi:
     def _guarded(self, handler: Any) -> Any:
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
-                return await handler(request)
+                response: web.StreamResponse = await handler(request)
+                return response
             except (ConnectionResetError, asyncio.CancelledError, web.HTTPException):
                 raise
             except Exception as exc:

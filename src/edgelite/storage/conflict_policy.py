@@ -71,7 +71,7 @@ class Policy:
     def text(self) -> str:
         if self.kind is PolicyKind.MAX_VERSION:
             return f"{self.kind.value}:{self.column}"
-        return self.kind.value
+        return str(self.kind.value)
 
 
 DEFAULT_POLICY: Final = Policy(PolicyKind.SERVER_WINS)

@@ -125,7 +125,9 @@ def change_pk(change: apsw.TableChange) -> tuple[Value, ...]:
     """The primary-key values of one changeset change (old row unless an insert)."""
     row = change.new if change.op == "INSERT" else change.old
     assert row is not None
-    return tuple(row[i] for i in sorted(change.pk_columns))
+    values = tuple(row[i] for i in sorted(change.pk_columns))
+    assert all(v is not apsw.no_change for v in values)  # keys are always carried
+    return values  # type: ignore[return-value]
 
 
 class RowClockStamper:
@@ -160,7 +162,9 @@ class RowClockStamper:
 
     def lww_tables(self, connection: apsw.Connection) -> frozenset[str]:
         with internal_statements(connection):
-            version = int(connection.execute("PRAGMA data_version").fetchone()[0])
+            row = connection.execute("PRAGMA data_version").fetchone()
+        assert row is not None
+        version = int(row[0])
         if self._lww is None or version != self._data_version:
             policies = read_policies(connection)
             self._lww = frozenset(t for t, p in policies.items()
