@@ -271,13 +271,21 @@ def test_autoincrement_counters_follow_the_server_after_rebase(
     origin.write("CREATE TABLE hits(id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT)")
     conn = open_offline(replica)
     pull(conn, origin)
-    conn.execute("INSERT INTO hits(path) VALUES ('/local')")
+    apply = conn._transport.replicator.apply_connection
+    conn.execute("INSERT INTO hits(path) VALUES ('/local')")  # id 1: the local counter moves
     conn.commit()
+    origin.write("UPDATE notes SET version = 9 WHERE id = 1")  # leaves hits alone
+    pull(conn, origin)
+    # The server's counters are remembered as the server has them (none yet), not as the
+    # pending local insert moved them; locally that insert still counts.
+    assert files.read_json_meta(apply, "server_sequence") == []
+    assert conn.execute("SELECT seq FROM sqlite_sequence").fetchall() == [(1,)]
     origin.write("INSERT INTO hits(path) VALUES ('/a'), ('/b')")
     pull(conn, origin)
+    assert files.read_json_meta(apply, "server_sequence") == [["hits", 2]]
     row = rows_of(conn)[0]
-    entry = merge_into(origin, [row.changeset])
-    outbox.mark_acked(conn._transport.replicator.apply_connection, [row.id], entry.index)
+    entry = merge_into(origin, [row.changeset])  # id 1 is taken there: set aside
+    outbox.mark_acked(apply, [row.id], entry.index)
     pull(conn, origin)
     conn.close()
     assert same_content(replica, origin)
@@ -385,3 +393,56 @@ def _general(conn: ReplicaConnection, sql: str, params: Any) -> tuple[Any, ...]:
     cur._state.lastrowid = 4  # what the fast cursor carries from its earlier insert
     cur.execute(sql, params)
     return (cur.description, cur.fetchall(), cur.rowcount, cur.lastrowid)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_offline_histories_end_equal_to_the_origin(
+        tmp_path: Path, origin: Origin, seed: int) -> None:
+    """Local writes, server writes, pushes (merged server-wins), acks and pulls in a
+    random order; once everything is pushed and pulled the file is the origin."""
+    import random
+
+    origin.write(NOTES, READINGS, "CREATE TABLE hits(id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                 "path TEXT)")
+    origin.write("INSERT INTO notes VALUES (1, 'a', 1), (2, 'b', 1), (3, 'c', 1)")
+    path = tmp_path / "replica.db"
+    make_replica(origin, path)
+    conn = open_offline(path)
+    apply = conn._transport.replicator.apply_connection
+    rng = random.Random(seed)
+    for step in range(120):
+        action = rng.random()
+        note = rng.randint(1, 6)
+        if action < 0.45:
+            conn.execute(rng.choice([
+                f"INSERT OR REPLACE INTO notes VALUES ({note}, 'local{step}', {step})",
+                f"UPDATE notes SET content = 'l{step}' WHERE id = {note}",
+                f"DELETE FROM notes WHERE id = {note}",
+                f"INSERT INTO readings VALUES ('gw', {step}, 1.0)",
+                f"INSERT INTO hits(path) VALUES ('/l{step}')"]))
+            conn.commit()
+        elif action < 0.7:
+            origin.write(rng.choice([
+                f"INSERT OR REPLACE INTO notes VALUES ({note}, 'srv{step}', {step})",
+                f"UPDATE notes SET version = version + 1 WHERE id = {note}",
+                f"DELETE FROM notes WHERE id = {note}",
+                f"INSERT INTO readings VALUES ('other', {step}, 2.0)",
+                f"INSERT INTO hits(path) VALUES ('/s{step}')"]))
+        elif action < 0.85:
+            _push_some(apply, origin, rng.randint(1, 4))
+        else:
+            pull(conn, origin)
+    while outbox.entries(apply, unacked_only=True):
+        _push_some(apply, origin, 10)
+    pull(conn, origin)
+    assert rows_of(conn) == []
+    conn.close()
+    assert same_content(path, origin)
+
+
+def _push_some(apply: apsw.Connection, origin: Origin, count: int) -> None:
+    """What a push does: the server merges the oldest unacknowledged rows in one entry."""
+    rows = outbox.entries(apply, unacked_only=True)[:count]
+    if rows:
+        entry = merge_into(origin, [row.changeset for row in rows])
+        outbox.mark_acked(apply, [row.id for row in rows], entry.index)

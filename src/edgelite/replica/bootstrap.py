@@ -116,9 +116,11 @@ def _copy_rows(connection: apsw.Connection, rows: Sequence[outbox.OutboxEntry]) 
     with internal_statements(connection):
         connection.executemany(
             f"INSERT INTO {files.OUTBOX_TABLE}(id, request_id, changeset, hlc_json, "
-            "created_at_ms, applied, acked_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r.id, r.request_id, r.changeset, r.hlc_json, r.created_at_ms, b"",
-              r.acked_index) for r in rows])
+            "created_at_ms, acked_index) VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.id, r.request_id, r.changeset, r.hlc_json, r.created_at_ms, r.acked_index)
+             for r in rows])
+    if rows:
+        files.write_meta(connection, {"outbox_last_id": max(r.id for r in rows)})
 
 
 def _has_state(connection: apsw.Connection) -> bool:

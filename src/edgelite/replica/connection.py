@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from threading import get_ident
 from typing import Any, TypeVar
 
 import apsw
@@ -62,13 +63,6 @@ class ReplicaTransport:
     def exchange(self, pipeline: Pipeline) -> Reply:
         return self.inner.exchange(pipeline)
 
-    def fast_read(self, sql: str, parameters: Any) -> Outcome | None:
-        """A read outside any transaction, run straight on the file (``fastpath.py``)."""
-        inner = self.inner
-        if not inner.idle():
-            return None
-        return inner.fast.read(sql, parameters)
-
     def settle(self) -> None:
         """Read-your-writes: wait until the file has the remote writes just made."""
         inner = self.inner
@@ -106,16 +100,12 @@ class ReplicaCursor(Cursor):
 
     def execute(self, sql: str, parameters: Any = ()) -> Cursor:
         connection = self.connection
-        connection._check()
-        session = connection._session
-        outcome = None
-        if type(sql) is str and not session.in_transaction:
-            outcome = connection._transport.fast_read(sql, parameters)
+        outcome = connection._read_fast(sql, parameters) if type(sql) is str else None
         if outcome is None:
             return super().execute(sql, parameters)
-        session.observe_index(connection._transport.replicator.applied_index)
-        self._state.reset()
-        self._state.load(outcome, connection.text_factory)
+        state = self._state
+        state.check_open()
+        state.load(outcome, connection.text_factory)  # replaces everything reset() clears
         return self
 
 
@@ -132,6 +122,24 @@ class ReplicaConnection(Connection):
         result = super()._run(flow)
         self._transport.settle()
         return result
+
+    def _read_fast(self, sql: str, parameters: Any) -> Outcome | None:
+        """A read outside any transaction, straight on the file, or None (anything else,
+        including a closed connection or a wrong thread: the general path says so)."""
+        session = self._session
+        if session.closed or session.in_transaction or (
+                self._thread_id is not None and self._thread_id != get_ident()):
+            return None
+        transport = self._transport
+        inner = transport.inner
+        if not inner.idle():
+            return None
+        outcome = inner.fast.read(sql, parameters)
+        if outcome is not None:
+            index = transport.replicator.applied_index
+            if index != session.replication_index:
+                session.observe_index(index)
+        return outcome
 
     def sync(self) -> SyncResult:
         """Push the outbox (offline replicas), then pull what the server has."""
@@ -224,6 +232,7 @@ def build_transport(request: ReplicaRequest) -> ReplicaTransport:
     except BaseException:
         replicator.close()
         raise
+    replicator.on_schema_change = inner.fast.schema_changed
     transport = ReplicaTransport(inner, replicator, request.options.read_timeout_s)
     if request.sync_interval_s is not None:
         replicator.start_background(request.sync_interval_s)

@@ -15,8 +15,7 @@ and reports the error the usual way).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import apsw
 
@@ -33,33 +32,43 @@ _KNOWN_TEXTS_MAX: Final = 2048
 
 class ReadResult:
     """What the cursor loads: the fields of ``client.outcome.Outcome`` (which
-    ``CursorState.load`` reads), in a plain class — building the frozen dataclass
-    cost a fifth of a whole fast read."""
+    ``CursorState.load`` copies out and does not keep), in a plain mutable class that
+    each reader reuses — building a frozen dataclass per read cost a fifth of a read."""
 
     __slots__ = ("description", "lastrowid", "rowcount", "rows")
 
-    def __init__(self, description: Description | None, rows: list[tuple[Any, ...]]) -> None:
-        self.description = description
-        self.rows = rows
+    def __init__(self) -> None:
+        self.description: Description | None = None
+        self.rows: list[tuple[Any, ...]] = []
         self.rowcount = -1
         self.lastrowid = None
 
-    def as_outcome(self) -> Outcome:
-        return cast(Outcome, self)  # same fields, read-only use
+
+_NOT_READ: Final = "not a plain read"
 
 
 class FastReader:
-    """Runs single-statement reads on ``connection`` (the replica's own connection)."""
+    """Runs single-statement reads on ``connection`` (the replica's own connection).
+
+    Per statement text it remembers whether it is a plain read and its result columns,
+    valid for one schema ``generation``: the owner calls ``schema_changed()`` whenever
+    the schema may have moved (pulled DDL, a new snapshot, anything the general path
+    ran locally), and texts are classified and described again.
+    """
 
     def __init__(self, connection: apsw.Connection, cache: StatementCache) -> None:
         self._db = connection
         self._cache = cache
-        self._readable: dict[str, bool] = {}
-        self._descriptions: dict[tuple[tuple[str, str | None], ...], Description | None] = {}
+        self.generation = 0
+        self._known: dict[str, tuple[int, Description | str | None]] = {}
         self._columns: tuple[tuple[str, str | None], ...] = ()
         self._cursor = connection.cursor()
         self._traced = self._new_traced_cursor()
+        self._result = ReadResult()
         self.served = 0  # reads answered here (tests and benchmarks check it is used)
+
+    def schema_changed(self) -> None:
+        self.generation += 1
 
     def _new_traced_cursor(self) -> apsw.Cursor:
         cursor = self._db.cursor()
@@ -72,61 +81,58 @@ class FastReader:
 
     def read(self, sql: str, parameters: Any) -> Outcome | None:
         """The outcome of running ``sql``, or None if the general path must run it."""
-        readable = self._readable.get(sql)
-        if readable is None:
-            readable = self._classify(sql)
-        if not readable:
+        known = self._known.get(sql)
+        if known is None or known[0] != self.generation:
+            if not self._readable(sql):
+                return None
+            known = None
+        elif known[1] is _NOT_READ:
             return None
         if type(parameters) is not tuple:
             if type(parameters) is not list:
                 return None
             parameters = tuple(parameters)
-        if adapters or not _plain(parameters):
+        if adapters:
             return None
+        for value in parameters:  # inline: this runs on every read
+            if type(value) not in _PLAIN:
+                return None
         try:
-            cursor = self._cursor.execute(sql, parameters)
-            try:
-                columns = cursor.get_description()
-            except apsw.ExecutionCompleteError:
-                # No row: the statement is done and forgot its columns; run it again
-                # with a trace that notes them before the first step.
+            if known is None:  # first run in this generation: note the columns
                 rows = self._traced.execute(sql, parameters).fetchall()
-                columns = self._columns
+                description = _describe(self._columns)
+                self._remember(sql, description)
             else:
-                rows = cursor.fetchall()
+                rows = self._cursor.execute(sql, parameters).fetchall()
+                description = known[1]  # type: ignore[assignment]
         except (apsw.Error, OverflowError, TypeError):
             for old in (self._cursor, self._traced):
                 old.close(force=True)
             self._cursor, self._traced = self._db.cursor(), self._new_traced_cursor()
             return None
         self.served += 1
-        return ReadResult(self._describe(columns), rows).as_outcome()
+        result = self._result
+        result.description = description
+        result.rows = rows
+        return result  # type: ignore[return-value]  # Outcome's fields, read-only use
 
-    def _classify(self, sql: str) -> bool:
+    def _readable(self, sql: str) -> bool:
         try:
             info = self._cache.info(self._db, sql)
         except SqlError:
             readable = False  # the general path reports the error
         else:
             readable = info.kind is Kind.READ and not info.has_more_statements
-        if len(self._readable) >= _KNOWN_TEXTS_MAX:
-            self._readable.clear()
-        self._readable[sql] = readable
+        if not readable:
+            self._remember(sql, _NOT_READ)
         return readable
 
-    def _describe(self, columns: tuple[tuple[str, str | None], ...]) -> Description | None:
-        found = self._descriptions.get(columns)
-        if found is None and columns not in self._descriptions:
-            if len(self._descriptions) >= _KNOWN_TEXTS_MAX:
-                self._descriptions.clear()
-            found = tuple((name, decltype, None, None, None, None, None)
-                          for name, decltype in columns) or None
-            self._descriptions[columns] = found
-        return found
+    def _remember(self, sql: str, value: Description | str | None) -> None:
+        if len(self._known) >= _KNOWN_TEXTS_MAX:
+            self._known.clear()
+        self._known[sql] = (self.generation, value)
 
-def _plain(values: Sequence[Any]) -> bool:
-    # A loop, not all(<generator>): this runs on every read and is 3x cheaper.
-    for value in values:  # noqa: SIM110
-        if type(value) not in _PLAIN:
-            return False
-    return True
+
+def _describe(columns: tuple[tuple[str, str | None], ...]) -> Description | None:
+    return tuple((name, decltype, None, None, None, None, None)
+                 for name, decltype in columns) or None

@@ -9,7 +9,9 @@ database at that index) and two local tables the server never sees:
   position ``applied_index`` (the server's log index it has caught up to: every entry
   of this database up to there is applied), the replica's hybrid logical clock
   (``hlc``), the server's ``sqlite_sequence`` at that position (``server_sequence``,
-  see ``rebase.py``), the push in flight (``inflight_push``) and the file ``format``.
+  see ``rebase.py``), what the local changes currently applied are (``local_applied``,
+  ``local_applied_through``, see ``rebase.py``), the last outbox id given
+  (``outbox_last_id``), the push in flight (``inflight_push``) and the file ``format``.
 * ``_edgelite_outbox`` — offline writes not yet reflected in the pulled state
   (``outbox.py``).
 
@@ -98,11 +100,10 @@ def create_local_tables(connection: apsw.Connection) -> None:
             "(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;"
             f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE}("
             " id INTEGER PRIMARY KEY,"  # capture order; never reused (AUTOINCREMENT-free:
-            " request_id TEXT NOT NULL,"  # ids only grow while rows exist)
+            " request_id TEXT NOT NULL,"  # ids only grow (outbox_last_id)
             " changeset BLOB NOT NULL,"  # what the application did: pushed as is
             " hlc_json TEXT NOT NULL,"  # [[table, pk_json, hlc], ...]
             " created_at_ms INTEGER NOT NULL,"
-            " applied BLOB NOT NULL,"  # what is applied locally now (inverted on rebase)
             " acked_index INTEGER)")  # commit index of its push, once acknowledged
 
 

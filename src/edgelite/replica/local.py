@@ -101,7 +101,7 @@ class LocalDatabase:
         if kind is m.BatchRequest:
             return m.BatchResponse(self._batch(request.batch))  # type: ignore[union-attr]
         if kind is m.GetAutocommitRequest:
-            return m.GetAutocommitResponse(self._db.get_autocommit())
+            return m.GetAutocommitResponse(self._is_autocommit())
         if kind is m.CloseRequest:
             self._close_stream()
             return m.CloseResponse()
@@ -122,7 +122,7 @@ class LocalDatabase:
         errors: list[m.Error | None] = []
         for step in batch.steps:
             if step.condition is not None and not hrana.eval_condition(
-                    step.condition, outcomes, is_autocommit=self._db.get_autocommit):
+                    step.condition, outcomes, is_autocommit=self._is_autocommit):
                 outcomes.append(None)
                 results.append(None)
                 errors.append(None)
@@ -138,6 +138,10 @@ class LocalDatabase:
         return m.BatchResult(results, errors)
 
     # --- hooks (replica transports refine these) ----------------------------------------
+
+    def _is_autocommit(self) -> bool:
+        """No transaction open (what ``get_autocommit`` answers)."""
+        return bool(self._db.get_autocommit())
 
     def _close_stream(self) -> None:
         """The one stream closes: roll back what it left open (the connection stays)."""

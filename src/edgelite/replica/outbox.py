@@ -6,14 +6,15 @@ it is in the file — across crashes, by construction. A row lives until the ser
 version of it has been pulled:
 
 1. captured: ``changeset`` (what the application did; pushed as is, with its
-   ``request_id``) and ``applied`` (what the file holds because of it; equal at first);
+   ``request_id``), applied to the file as it is;
 2. pushed: ``acked_index`` = the commit index the server answered (or reported for an
    earlier attempt with the same request id, ``ALREADY_APPLIED``);
 3. dropped in the rebase that pulls ``acked_index``: from then on the pulled entry,
    merged by the server's conflict policy, is the truth.
 
-A rebase (``rebase.py``) inverts ``applied`` of every row, applies pulled entries and
-re-applies ``changeset`` of the rows still waiting, storing the new ``applied``.
+A rebase (``rebase.py``) undoes what the rows changed in the file, applies pulled
+entries and re-applies the changesets of the rows still waiting. Row ids only grow
+(``outbox_last_id``), so "rows after ``local_applied_through``" is well defined.
 
 The push in flight is recorded before it is sent (``inflight_push`` in the metadata:
 its request id and the row ids it carries), so a retry after a lost answer sends the
@@ -46,7 +47,7 @@ __all__ = [
     "set_inflight_push",
 ]
 
-_COLUMNS: Final = "id, request_id, changeset, hlc_json, created_at_ms, applied, acked_index"
+_COLUMNS: Final = "id, request_id, changeset, hlc_json, created_at_ms, acked_index"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,7 +57,6 @@ class OutboxEntry:
     changeset: bytes
     hlc_json: str
     created_at_ms: int
-    applied: bytes
     acked_index: int | None
 
     @property
@@ -83,7 +83,7 @@ def entries(connection: apsw.Connection, *, unacked_only: bool = False) -> list[
     with internal_statements(connection):
         rows = connection.execute(f"SELECT {_COLUMNS} FROM {OUTBOX_TABLE}{where} ORDER BY id")
         return [OutboxEntry(int(r[0]), str(r[1]), bytes(r[2]), str(r[3]), int(r[4]),
-                            bytes(r[5]), None if r[6] is None else int(r[6])) for r in rows]
+                            None if r[5] is None else int(r[5])) for r in rows]
 
 
 def pending_count(connection: apsw.Connection) -> int:
@@ -96,19 +96,14 @@ def append(connection: apsw.Connection, changeset: bytes, hlc_rows: Sequence[lis
            created_at_ms: int) -> None:
     """Add a captured transaction, in the caller's open transaction."""
     assert connection.in_transaction and changeset
+    entry_id = int(read_meta(connection, "outbox_last_id") or 0) + 1
+    write_meta(connection, {"outbox_last_id": entry_id})
     with internal_statements(connection):
         connection.execute(
-            f"INSERT INTO {OUTBOX_TABLE}(request_id, changeset, hlc_json, created_at_ms, "
-            "applied, acked_index) VALUES (?, ?, ?, ?, ?, NULL)",
-            (new_request_id(), changeset, json.dumps(hlc_rows, separators=(",", ":")),
-             created_at_ms, changeset))
-
-
-def set_applied(connection: apsw.Connection, entry_id: int, applied: bytes) -> None:
-    assert connection.in_transaction
-    with internal_statements(connection):
-        connection.execute(f"UPDATE {OUTBOX_TABLE} SET applied=? WHERE id=?",
-                           (applied, entry_id))
+            f"INSERT INTO {OUTBOX_TABLE}(id, request_id, changeset, hlc_json, "
+            "created_at_ms, acked_index) VALUES (?, ?, ?, ?, ?, NULL)",
+            (entry_id, new_request_id(), changeset,
+             json.dumps(hlc_rows, separators=(",", ":")), created_at_ms))
 
 
 def mark_acked(connection: apsw.Connection, entry_ids: Sequence[int], index: int) -> None:

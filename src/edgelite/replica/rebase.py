@@ -1,18 +1,25 @@
 """Applying pulled entries to a replica file, rebasing unpushed local changes on top.
 
 The file of an offline replica is the server's database at ``applied_index`` plus the
-local changes of its outbox, applied in order. ``apply_pulled`` moves it to a later
-index in one transaction on the replica's apply connection (triggers and foreign keys
-off, like a cluster follower):
+local changes of its outbox. What those changes did to the file is known exactly:
+``local_applied`` (metadata) is the session changeset recorded while the last rebase
+re-applied the rows up to ``local_applied_through``, and every row captured since sits
+on top as its own changeset. ``apply_pulled`` moves the file to a later index in one
+transaction on the replica's apply connection (triggers and foreign keys off, like a
+cluster follower):
 
-1. invert the outbox rows' ``applied`` changesets, newest first, and restore the
-   server's ``sqlite_sequence`` -> exactly the server's state at ``applied_index``;
+1. combine ``local_applied`` with the newer rows' changesets (one changegroup), invert
+   it and apply it, and restore the server's ``sqlite_sequence`` -> exactly the
+   server's state at ``applied_index``;
 2. apply the pulled entries (``storage.effects.apply_effect``, request ids recorded,
-   index stored) -> the server's state at the new index;
+   position stored) -> the server's state at the new index;
 3. drop outbox rows whose push the pulled entries contain (``acked_index`` <= index);
-4. re-apply the other rows' original changesets, resolving each conflict with the
-   table's policy (``policies.py``: the server's own decision function), and store
-   what was really applied as their new ``applied``.
+4. re-apply the other rows' original changesets in order, under one session,
+   resolving each conflict with the table's policy (``policies.py``: the server's own
+   decision function); the session's changeset becomes the new ``local_applied``.
+
+Steps 1 and 4 are a handful of C calls however long the outbox is, so a sync holds the
+write lock briefly even with thousands of pending local writes.
 
 Readers on other connections see the old state until COMMIT, then the new one; they
 are never blocked (WAL). A conflict in step 1 or 2 means the file is not what the
@@ -68,17 +75,30 @@ class RebaseOutcome:
     local_dropped: int  # outbox rows whose pushed version was pulled
     local_reapplied: int  # outbox rows re-applied on top
     changes_omitted: int  # local row changes a conflict policy set aside
+    schema_changed: bool = False  # a pulled entry carried DDL
 
 
-def undo_local(connection: apsw.Connection, rows: Sequence[outbox.OutboxEntry]) -> None:
-    """Step 1, in the caller's transaction: back to the server's state."""
+def undo_local(connection: apsw.Connection, rows: Sequence[outbox.OutboxEntry]) -> bool:
+    """Step 1, in the caller's transaction: back to the server's state. Returns whether
+    there was anything local to undo."""
     assert connection.in_transaction
-    for row in reversed(rows):
-        if row.applied:
-            _apply_strict(connection, apsw.Changeset.invert(row.applied),
-                          f"undoing local change {row.id}")
-    if rows:
-        _restore_server_sequence(connection)
+    through = int(files.read_meta(connection, "local_applied_through") or 0)
+    parts = [files.read_meta(connection, "local_applied") or b""]
+    parts += [row.changeset for row in rows if row.id > through]
+    parts = [bytes(part) for part in parts if part]
+    if not parts:
+        return False
+    builder = apsw.ChangesetBuilder()
+    try:
+        for part in parts:
+            builder.add(part)
+        combined = builder.output()
+    finally:
+        builder.close()
+    if combined:
+        _apply_strict(connection, apsw.Changeset.invert(combined), "undoing local changes")
+    _restore_server_sequence(connection)
+    return True
 
 
 def apply_pulled(connection: apsw.Connection, entries: Sequence[PulledEntry],
@@ -90,14 +110,18 @@ def apply_pulled(connection: apsw.Connection, entries: Sequence[PulledEntry],
         assert new_index >= previous, f"the position only grows ({previous} -> {new_index})"
         entries = [entry for entry in entries if entry.index > previous]
         rows = outbox.entries(connection)
-        undo_local(connection, rows)
+        local = undo_local(connection, rows)
+        schema_changed = False
         for entry in entries:
-            effects.apply_effect(connection, effects.decode_effect(entry.effect))
+            effect = effects.decode_effect(entry.effect)
+            schema_changed = schema_changed or any(
+                segment.kind is effects.SegmentKind.DDL for segment in effect.segments)
+            effects.apply_effect(connection, effect)
             record_requests(connection, entry.request_ids, entry.index)
         files.set_position(connection, new_index, entries[-1].index if entries else None)
         _remember_server_sequence(connection)
         dropped = outbox.drop_acked_through(connection, new_index) if rows else 0
-        omitted = reapply_local(connection, resolver)
+        omitted = reapply_local(connection, resolver) if local or rows else 0
         if entries:
             _observe_clock(connection, entries[-1].committed_at_ms, wall_ms)
         connection.execute("COMMIT")
@@ -105,18 +129,25 @@ def apply_pulled(connection: apsw.Connection, entries: Sequence[PulledEntry],
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
-    return RebaseOutcome(new_index, len(entries), dropped, len(rows) - dropped, omitted)
+    return RebaseOutcome(new_index, len(entries), dropped, len(rows) - dropped, omitted,
+                         schema_changed)
 
 
 def reapply_local(connection: apsw.Connection, resolver: Resolver) -> int:
     """Step 4 for every outbox row; returns how many row changes were set aside."""
     resolver.reset()
+    rows = outbox.entries(connection)
     omitted = 0
-    for row in outbox.entries(connection):
-        applied, skipped = _reapply(connection, row, resolver)
-        omitted += skipped
-        if applied != row.applied:
-            outbox.set_applied(connection, row.id, applied)
+    session = outbox.open_session(connection)
+    try:
+        for row in rows:
+            omitted += _reapply(connection, row, resolver)
+        applied = session.changeset()
+    finally:
+        session.close()
+    files.write_meta(connection, {
+        "local_applied": applied,
+        "local_applied_through": max([row.id for row in rows], default=0)})
     return omitted
 
 
@@ -131,8 +162,9 @@ def rebuild_local(connection: apsw.Connection, resolver: Resolver) -> int:
 
 
 def _reapply(connection: apsw.Connection, row: outbox.OutboxEntry,
-             resolver: Resolver) -> tuple[bytes, int]:
-    """Re-apply one row's changeset; ``(what was really applied, changes set aside)``."""
+             resolver: Resolver) -> int:
+    """Re-apply one row's changeset (inside the caller's session); returns how many of
+    its changes were set aside."""
     clocks = {(str(table), str(pk)): int(hlc) for table, pk, hlc in row.hlc_rows}
     appended: list[tuple[str, tuple[Any, ...]]] = []
     omitted = 0
@@ -150,16 +182,10 @@ def _reapply(connection: apsw.Connection, row: outbox.OutboxEntry,
             omitted += 1
         return apsw.SQLITE_CHANGESET_OMIT
 
-    session = outbox.open_session(connection)
-    try:
-        apsw.Changeset.apply(row.changeset, connection, conflict=on_conflict)
-        for name, values in appended:
-            _insert_as_new_row(connection, resolver.table_columns(connection, name),
-                               name, values)
-        applied = session.changeset()
-    finally:
-        session.close()
-    return applied, omitted
+    apsw.Changeset.apply(row.changeset, connection, conflict=on_conflict)
+    for name, values in appended:
+        _insert_as_new_row(connection, resolver.table_columns(connection, name), name, values)
+    return omitted
 
 
 def _insert_as_new_row(connection: apsw.Connection, columns: Sequence[str], table: str,

@@ -83,6 +83,10 @@ class Replicator:
         self.metadata: files.Metadata | None = None
         self.applied_index = 0
         self.last_error: Exception | None = None
+        # Called with the new position after every apply (benchmarks measure lag here).
+        self.on_applied: Callable[[int], None] | None = None
+        # Called when pulled DDL or a new snapshot may have changed the schema.
+        self.on_schema_change: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._applied_changed = threading.Condition(threading.Lock())
         self._apply: apsw.Connection | None = None
@@ -222,6 +226,8 @@ class Replicator:
                            "it from a snapshot", self.path, exc)
                 self._rebootstrap_live()
                 return 0
+            if outcome.schema_changed:
+                self._schema_changed()
             self._set_applied(outcome.applied_index)
             return outcome.entries_applied
 
@@ -229,6 +235,23 @@ class Replicator:
         with self._applied_changed:
             self.applied_index = index
             self._applied_changed.notify_all()
+        if self.on_applied is not None:
+            self.on_applied(index)
+
+    def _schema_changed(self) -> None:
+        if self.on_schema_change is not None:
+            self.on_schema_change()
+
+    def await_applied(self, index: int, timeout_s: float) -> bool:
+        """Wait (without pulling) until someone's sync applied ``index``."""
+        deadline = time.monotonic() + timeout_s
+        with self._applied_changed:
+            while self.applied_index < index:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._applied_changed.wait(remaining)
+        return True
 
     def _rebootstrap_live(self) -> None:
         """Replace the live file's content by a fresh snapshot, keeping the outbox."""
@@ -246,6 +269,7 @@ class Replicator:
         finally:
             snapshot.path.unlink(missing_ok=True)
         self.metadata = files.read_metadata(self.apply_connection)
+        self._schema_changed()
         self._set_applied(self.metadata.applied_index)
 
     # --- push --------------------------------------------------------------------------
@@ -307,11 +331,18 @@ class Replicator:
         self._thread.start()
 
     def _background(self, interval_s: float) -> None:
+        """Offline replicas sync every ``interval_s``. Online ones keep a long poll open
+        (renewed every ``interval_s``, at most ``LONG_POLL_MS``; outside the sync lock),
+        so changes arrive as they commit."""
         delay_s = 0.0
         while not self._stop.wait(delay_s):
             try:
-                self.sync()
-                delay_s = interval_s
+                if self.offline:
+                    self.sync()
+                    delay_s = interval_s
+                else:
+                    self._poll_once(min(int(interval_s * 1000), LONG_POLL_MS))
+                    delay_s = 0.0
             except (SyncUnavailableError, apsw.BusyError) as exc:
                 # The link is down or the application holds the write lock: try again,
                 # backing off up to a few seconds so a restored link is noticed soon.
@@ -320,15 +351,40 @@ class Replicator:
                                                                       BACKOFF_S_MAX))
                 _log.debug("replica background sync failed path=%s: %s", self.path, exc)
             except Exception as exc:  # keep syncing; sync() raises it to the application
+                if self._stop.is_set():
+                    return
                 self.last_error = exc
                 delay_s = max(interval_s, BACKOFF_S_MAX)
                 _log.error("replica background sync failed path=%s: %s", self.path, exc)
 
+    def _poll_once(self, wait_ms: int) -> None:
+        """One long poll from the current position, then apply what came."""
+        while True:
+            try:
+                batch = self.client.pull(self.applied_index, wait_ms=wait_ms,
+                                         max_entries=PULL_ENTRIES_MAX,
+                                         max_bytes=PULL_BYTES_MAX)
+            except SnapshotRequiredError:
+                with self._lock:
+                    self._pull(target=None, deadline=None)  # it re-bootstraps
+                return
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self.apply_batch(batch)  # entries another sync applied meanwhile: skipped
+            self.last_error = None
+            if not batch.more:
+                return
+            wait_ms = 0
+
     def close(self) -> None:
+        """Stop the background thread and close the file. A thread still waiting on the
+        network (a cut link) is not waited for longer than a poll: it finds the stop flag
+        and leaves without touching the file."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(LONG_POLL_MS / 1000 + 1.0)
         with self._lock:
             if self._apply is not None:
                 self._apply.close()

@@ -18,6 +18,7 @@ reach the file without its outbox row (the invariant ``outbox.py`` relies on).
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -36,6 +37,8 @@ __all__ = ["OfflineDatabase"]
 # through the capture (reads and transaction control run as they are).
 _WRAPPED_KINDS = frozenset({Kind.WRITE, Kind.DENIED})
 _DML_CODES = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE})
+_DEFERRED = re.compile(r"^\s*BEGIN(\s+(TRANSACTION|DEFERRED)\b[^;]*|\s*)(;\s*)?$",
+                       re.IGNORECASE | re.DOTALL)
 
 
 def _virtual_tables(connection: apsw.Connection) -> frozenset[str]:
@@ -59,6 +62,7 @@ class OfflineDatabase(GuardedDatabase):
     _commit_allowed: bool
     _gate: threading.Lock
     _schema_version: int
+    _pending_begin: str | None
     _virtual: frozenset[str]
     fast: FastReader
 
@@ -77,13 +81,14 @@ class OfflineDatabase(GuardedDatabase):
         database._commit_allowed = False
         database._gate = commit_gate
         database._schema_version = -1
+        database._pending_begin = None
         database._virtual = frozenset()
         connection.set_commit_hook(database._veto_commit)
         return database
 
     def idle(self) -> bool:
-        """No transaction open on the connection."""
-        return bool(self._db.get_autocommit())
+        """No transaction open (or about to be) on the connection."""
+        return self._is_autocommit()
 
     def _veto_commit(self) -> bool:
         return not self._commit_allowed  # True turns the COMMIT into a ROLLBACK
@@ -91,18 +96,30 @@ class OfflineDatabase(GuardedDatabase):
     # --- hooks of LocalDatabase --------------------------------------------------------
 
     def _close_stream(self) -> None:
+        self._pending_begin = None
         super()._close_stream()
         self._ended()
+
+    def _is_autocommit(self) -> bool:
+        return bool(self._db.get_autocommit()) and self._pending_begin is None
 
     def _execute(self, text: str, bindings: Any) -> tuple[list[Any], int, int]:
         db = self._db
         info = self._cache.info(db, text)
+        if self._pending_begin is not None or (
+                info.kind is Kind.BEGIN and _DEFERRED.match(info.first_sql) is not None
+                and db.get_autocommit()):
+            done = self._lazy_begin(info)
+            if done is not None:
+                return done
         if info.kind is Kind.DDL:
             raise SqlError(f"{SCHEMA_REFUSAL}; this replica is offline, so "
                            f"{info.first_sql.strip()[:60]!r} was refused",
                            code="SCHEMA_CHANGE_OFFLINE")
         if info.kind in _WRAPPED_KINDS:
             self._refuse_virtual_table_writes(info)
+        if info.kind not in (Kind.READ, Kind.WRITE, Kind.EMPTY):
+            self.fast.schema_changed()  # e.g. a TEMP object: the fast path looks again
         if db.get_autocommit():
             if info.kind in _WRAPPED_KINDS:
                 return self._autocommit_write(text, bindings)
@@ -152,6 +169,29 @@ class OfflineDatabase(GuardedDatabase):
                                code="SQLITE_AUTH")
 
     # --- transactions ------------------------------------------------------------------
+
+    def _lazy_begin(self, info: StatementInfo) -> tuple[list[Any], int, int] | None:
+        """A deferred BEGIN waits for the transaction's first statement: if that one
+        writes, the transaction begins IMMEDIATE. (Begun deferred, its first write would
+        fail at once with SQLITE_BUSY_SNAPSHOT if a sync committed while it waited for
+        the write lock — a rule of WAL the busy handler cannot help with.) Returns the
+        result when the statement was absorbed here."""
+        empty: tuple[list[Any], int, int] = ([], 0, self._db.last_insert_rowid())
+        if self._pending_begin is None:
+            self._pending_begin = info.first_sql
+            return empty
+        if info.kind is Kind.BEGIN:
+            raise SqlError("SQLite error: cannot start a transaction within a transaction",
+                           code="SQLITE_UNKNOWN")
+        if info.kind in (Kind.COMMIT, Kind.ROLLBACK):
+            self._pending_begin = None  # an empty transaction ends
+            return empty
+        begin = "BEGIN IMMEDIATE" if info.kind in _WRAPPED_KINDS else self._pending_begin
+        self._pending_begin = None
+        self._db.execute(begin)
+        self._savepoints, self._opened_by_savepoint = [], False
+        self._capture.start()
+        return None
 
     def _autocommit_write(self, text: str, bindings: Any) -> tuple[list[Any], int, int]:
         db = self._db

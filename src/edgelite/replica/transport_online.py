@@ -69,6 +69,7 @@ class OnlineReplicaTransport:
         if self._remote_open or not self._runs_locally(pipeline):
             return self._exchange_remote(pipeline)
         reply = self._local.exchange(pipeline)
+        self.fast.schema_changed()  # the general path may have run anything locally
         if self._db.get_autocommit():
             self._opening_sql = None
             stream = None
