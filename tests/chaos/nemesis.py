@@ -38,6 +38,7 @@ that exits without a fault that explains it is logged as a crash.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -50,6 +51,7 @@ KINDS = ("kill-leader", "kill-follower", "kill-majority", "kill-all", "pause-lea
          "corrupt-log")
 PAUSE_MIN_S = 1.5  # longer than the longest election timeout (2 x 10 ticks x 50 ms)
 JOIN_WAIT_S = 30.0  # a member launched with --join becomes a member within this
+SUPERVISE_INTERVAL_S = 0.2
 ADMIN_TIMEOUT_S = 8.0  # a membership call that takes longer has an unknown outcome
 INSTANT = object()  # what an instant nemesis (transfer, membership change) returns
 
@@ -75,6 +77,8 @@ class Nemesis(StorageFaults):
         self.injected = 0
         self._storage_faults = 0
         self.damaged: set[str] = set()
+        self.lock = threading.RLock()  # the schedule and the supervisor take turns
+        self._supervising_stopped = threading.Event()
         self._restarted_at: dict[str, float] = {}
 
     # --- the schedule ------------------------------------------------------------------
@@ -84,13 +88,29 @@ class Nemesis(StorageFaults):
         next_start = time.monotonic() + self.rng.uniform(*self.gap_s)
         while time.monotonic() < deadline:
             now = time.monotonic()
-            for fault in [f for f in self.active if f.until <= now]:
-                self._heal(fault)
-            self._supervise()
-            if now >= next_start and len(self.active) < self.concurrent_max:
-                self._start(self.queue.pop(0) if self.queue else self.rng.choice(self.kinds))
-                next_start = time.monotonic() + self.rng.uniform(*self.gap_s)
+            with self.lock:
+                for fault in [f for f in self.active if f.until <= now]:
+                    self._heal(fault)
+                if now >= next_start and len(self.active) < self.concurrent_max:
+                    self._start(self.queue.pop(0) if self.queue else
+                                self.rng.choice(self.kinds))
+                    next_start = time.monotonic() + self.rng.uniform(*self.gap_s)
             time.sleep(0.05)
+
+    def supervise(self) -> threading.Thread:
+        """Restart members that exit by themselves, from now until ``stop_supervising``
+        (through healing, recovery and the checks too, as a real supervisor would)."""
+        def loop() -> None:
+            while not self._supervising_stopped.wait(SUPERVISE_INTERVAL_S):
+                with self.lock:
+                    self._supervise()
+
+        thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_supervising(self) -> None:
+        self._supervising_stopped.set()
 
     def _start(self, kind: str) -> None:
         method = getattr(self, "_" + kind.replace("-", "_"))
@@ -115,6 +135,10 @@ class Nemesis(StorageFaults):
         self.run.event(f"healed {fault.kind} {sorted(fault.nodes)}")
 
     def heal_all(self) -> None:
+        with self.lock:
+            self._heal_all()
+
+    def _heal_all(self) -> None:
         for fault in reversed(list(self.active)):
             self._heal(fault)
         self.cluster.router.heal()
@@ -259,14 +283,14 @@ class Nemesis(StorageFaults):
         leader = self._leader()
         if leader is None or self._network_busy():
             return None
-        others = [n for n in self.cluster.members if n != leader]
+        others = [n for n in self.cluster.in_cluster() if n != leader]
         return self._partition("isolate-leader", f"{leader} | {others}",
                                lambda: self.cluster.router.isolate(leader, others))
 
     def _partition_halves(self) -> Fault | None:
         if self._network_busy():
             return None
-        nodes = sorted(self.cluster.members)
+        nodes = sorted(self.cluster.in_cluster())
         self.rng.shuffle(nodes)
         minority, majority = nodes[:len(nodes) // 2], nodes[len(nodes) // 2:]
         return self._partition("partition-halves", f"{sorted(minority)} | {sorted(majority)}",
@@ -276,7 +300,7 @@ class Nemesis(StorageFaults):
         leader = self._leader()
         if leader is None or self._network_busy():
             return None
-        others = [n for n in self.cluster.members if n != leader]
+        others = [n for n in self.cluster.in_cluster() if n != leader]
         outbound = self.rng.random() < 0.5
         pairs = [(leader, n) if outbound else (n, leader) for n in others]
 

@@ -51,6 +51,7 @@ class RegisterWorkload:
         self._lock = threading.Lock()
         self.result: CheckResult | None = None
         self.failed: dict[tuple[Any, Any], str] = {}
+        self.origin = 0.0
 
     def setup(self, run: RunContext, client: Client) -> None:
         leader = run.cluster.leader()
@@ -68,6 +69,7 @@ class RegisterWorkload:
             return key
 
     def work(self, run: RunContext, worker: int, rng: random.Random, client: Client) -> None:
+        self.origin = run.started  # operation times are seconds since the run started
         seen: dict[str, int] = {}
         values = itertools.count(1)
         while not run.stop.is_set():
@@ -76,14 +78,14 @@ class RegisterWorkload:
                 run.sleep(0.2)
                 continue
             key = self._key(rng)
+            who = f"{worker}@{member.node_id}"  # shown in a failure: which member answered
             roll = rng.random()
             if roll < 0.5:
                 self._read(client, member, worker, key, seen)
             elif roll < 0.75 or key not in seen:
                 value = worker * 1_000_000 + next(values)
                 answer = client.pipeline(member, [execute(WRITE_SQL, key, value)])
-                self._record(Operation.write(worker, key, value, answer.started,
-                                             _ret(answer)), answer)
+                self._record(Operation.write(who, key, value, *self._times(answer)), answer)
                 if answer.outcome is Outcome.OK:
                     seen[key] = value
             else:
@@ -91,8 +93,8 @@ class RegisterWorkload:
                 answer = client.pipeline(member, [execute(CAS_SQL, value, key, seen[key])])
                 swapped = answer.outcome is Outcome.OK and answer.affected() == 1
                 output = None if answer.outcome is Outcome.UNKNOWN else swapped
-                self._record(Operation.cas(worker, key, seen[key], value, output,
-                                           answer.started, _ret(answer)), answer)
+                self._record(Operation.cas(who, key, seen[key], value, output,
+                                           *self._times(answer)), answer)
                 if swapped:
                     seen[key] = value
             run.sleep(rng.uniform(0.0, 0.01))
@@ -105,10 +107,18 @@ class RegisterWorkload:
             return
         rows = answer.rows()
         output = rows[0][0] if rows else None
-        self._record(Operation.read(worker, key, output, answer.started, answer.finished),
-                     answer)
+        self._record(Operation.read(f"{worker}@{member.node_id}", key, output,
+                                    *self._times(answer)), answer)
         if output is not None:
             seen[key] = output
+
+    def _times(self, answer: Answer) -> tuple[float, float]:
+        """Call and return time since the run started; an unknown outcome never
+        returns (it may take effect at any later time)."""
+        call = answer.started - self.origin
+        if answer.outcome is Outcome.UNKNOWN:
+            return call, math.inf
+        return call, answer.finished - self.origin
 
     def _record(self, op: Operation, answer: Answer) -> None:
         """Keep what ran or may have run; a certain failure never happened (kept aside
@@ -156,8 +166,6 @@ class RegisterWorkload:
                 **dict(sorted(self.counts.items()))}
 
 
-def _ret(answer: Answer) -> float:
-    return answer.finished if answer.outcome is not Outcome.UNKNOWN else math.inf
 
 
 __all__ = ["RegisterWorkload"]

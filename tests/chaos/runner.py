@@ -123,13 +123,29 @@ def _run(run: RunContext, scenario: Scenario, duration: float,
     nemesis = Nemesis(run, scenario.nemeses, concurrent_max=scenario.concurrent_max,
                       hold_s=scenario.hold_s, gap_s=scenario.gap_s, first=scenario.first)
     started = time.monotonic()
+    nemesis.supervise()
+    try:
+        _work_under_faults(run, nemesis, threads, duration, report, setup_client)
+        report["workload_s"] = round(time.monotonic() - started, 1)
+        for workload in workloads:
+            workload.check(run, setup_client)
+            report[workload.name] = workload.summary()
+    finally:
+        nemesis.stop_supervising()
+    report["check_s"] = round(time.monotonic() - started - report["workload_s"], 1)
+    setup_client.close()
+
+
+def _work_under_faults(run: RunContext, nemesis: Nemesis, threads: list[threading.Thread],
+                       duration: float, report: dict[str, Any], client: Client) -> None:
+    """Faults for ``duration``, heal, wait for recovery, stop the workers, converge."""
     try:
         nemesis.run_for(duration)
     finally:
         nemesis.heal_all()
         run.event("all faults healed")
     report["faults_injected"] = nemesis.injected
-    report["recovery_s"] = _wait_recovered(run, setup_client)
+    report["recovery_s"] = _wait_recovered(run, client)
     run.degraded = report["recovery_s"] is None
     run.sleep(POST_HEAL_WORK_S)
     run.stop.set()
@@ -137,15 +153,8 @@ def _run(run: RunContext, scenario: Scenario, duration: float,
         thread.join(timeout=60)
         if thread.is_alive():
             run.violation(f"workload thread {thread.name} did not stop")
-    report["workload_s"] = round(time.monotonic() - started, 1)
     report["convergence_s"] = _wait_converged(
         run, DEGRADED_CONVERGENCE_TIMEOUT_S if run.degraded else CONVERGENCE_TIMEOUT_S)
-    checked = time.monotonic()
-    for workload in workloads:
-        workload.check(run, setup_client)
-        report[workload.name] = workload.summary()
-    report["check_s"] = round(time.monotonic() - checked, 1)
-    setup_client.close()
 
 
 def _start_workers(run: RunContext, scenario: Scenario,
@@ -174,7 +183,8 @@ def _wait_recovered(run: RunContext, client: Client) -> float | None:
     """Seconds until every live member serves a strong read and takes a write (F19)."""
     started = time.monotonic()
     deadline = started + RECOVERY_TIMEOUT_S
-    pending = {m.node_id for m in run.cluster.live()}
+    # Every member, running or not: one that exited is restarted by the supervisor.
+    pending = set(run.cluster.in_cluster())
     while pending and time.monotonic() < deadline:
         for node_id in sorted(pending):
             member = run.cluster.members[node_id]

@@ -26,7 +26,6 @@ from tests.chaos.runner import chaos_seed, run_scenario
 from tests.chaos.scenarios import DISK_FULL, FSYNC, fault_seconds, timeout_for
 
 
-@pytest.mark.xfail(strict=True, reason="cluster-bugs.md #2")
 @pytest.mark.timeout(timeout_for(DISK_FULL))
 def test_disk_full(tmp_path: Path) -> None:
     if not root_can_mount(tmp_path):
@@ -34,7 +33,6 @@ def test_disk_full(tmp_path: Path) -> None:
     run_scenario(DISK_FULL, tmp_path, chaos_seed(DISK_FULL.name), fault_seconds(DISK_FULL))
 
 
-@pytest.mark.xfail(strict=True, reason="cluster-bugs.md #1")
 @pytest.mark.timeout(timeout_for(FSYNC))
 def test_fsync_failure(tmp_path: Path) -> None:
     if shutil.which("fiu-run") is None or shutil.which("fiu-ctrl") is None:
