@@ -89,8 +89,11 @@ class ReplicaTransport:
             self.replicator.close()
 
     def abort(self) -> None:
+        """From a finaliser: never waits (docs/design/client.md)."""
         with contextlib.suppress(Exception):
-            self.close()
+            self.inner.close()
+        with contextlib.suppress(Exception):
+            self.replicator.abort()
 
 
 class ReplicaCursor(Cursor):
@@ -156,7 +159,7 @@ class AsyncReplicaConnection(AsyncConnection):
     """The asyncio twin of ``ReplicaConnection`` (``await conn.sync()``); blocking work
     runs on the connection's own thread."""
 
-    _transport: AsyncReplicaTransport  # type: ignore[assignment]
+    _transport: AsyncReplicaTransport
 
     async def _run(self, flow: Flow[T]) -> T:
         async with self._lock:
@@ -257,8 +260,7 @@ def open_replica_sync(request: ReplicaRequest, session: ClientSession, *,
     # Offline replicas keep their one local stream, like a local file; online ones
     # close streams after each call, like HTTP (the server's streams expire).
     session.keep_idle_stream = request.offline
-    return ReplicaConnection(session, transport,  # type: ignore[arg-type]
-                             check_same_thread=check_same_thread)
+    return ReplicaConnection(session, transport, check_same_thread=check_same_thread)
 
 
 async def open_replica_async(request: ReplicaRequest,

@@ -146,7 +146,8 @@ def set_position(connection: apsw.Connection, position: int,
 def read_metadata(connection: apsw.Connection) -> Metadata:
     """The metadata of an open replica file; ``ValueError`` naming what is wrong."""
     with internal_statements(connection):
-        rows = dict(connection.execute(f"SELECT key, value FROM {META_TABLE}").fetchall())
+        rows: dict[str, Any] = {str(key): value for key, value in connection.execute(
+            f"SELECT key, value FROM {META_TABLE}")}
     missing = [key for key in _REQUIRED_KEYS if rows.get(key) is None]
     if missing:
         raise ValueError(f"{META_TABLE} lacks {', '.join(missing)}")

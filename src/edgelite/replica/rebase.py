@@ -88,7 +88,7 @@ def undo_local(connection: apsw.Connection, rows: Sequence[outbox.OutboxEntry]) 
     parts = [bytes(part) for part in parts if part]
     if not parts:
         return False
-    builder = apsw.ChangesetBuilder()
+    builder = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]
     try:
         for part in parts:
             builder.add(part)
@@ -165,7 +165,7 @@ def _reapply(connection: apsw.Connection, row: outbox.OutboxEntry,
              resolver: Resolver) -> int:
     """Re-apply one row's changeset (inside the caller's session); returns how many of
     its changes were set aside."""
-    clocks = {(str(table), str(pk)): int(hlc) for table, pk, hlc in row.hlc_rows}
+    clocks = {(str(table), str(pk)): int(str(hlc)) for table, pk, hlc in row.hlc_rows}
     appended: list[tuple[str, tuple[Any, ...]]] = []
     omitted = 0
 

@@ -377,6 +377,20 @@ class Replicator:
                 return
             wait_ms = 0
 
+    def abort(self) -> None:
+        """Release what can be released without waiting (a connection's finaliser): stop
+        the thread, drop the HTTP client; the apply connection closes now if no sync
+        holds it (otherwise with the process)."""
+        self._stop.set()
+        self.client.close()
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._apply is not None:
+                    self._apply.close()
+                    self._apply = None
+            finally:
+                self._lock.release()
+
     def close(self) -> None:
         """Stop the background thread and close the file. A thread still waiting on the
         network (a cut link) is not waited for longer than a poll: it finds the stop flag

@@ -153,7 +153,9 @@ class OfflineDatabase(GuardedDatabase):
     def _refuse_virtual_table_writes(self, info: StatementInfo) -> None:
         """A virtual table's rows (an FTS5 index, an R*Tree) live in shadow tables that
         the server cannot merge row by row: such writes are made on the server."""
-        version = int(self._db.execute("PRAGMA schema_version").fetchone()[0])
+        row = self._db.execute("PRAGMA schema_version").fetchone()
+        assert row is not None
+        version = int(row[0])
         if version != self._schema_version:
             self._schema_version = version
             self._cache = StatementCache(512)  # trigger actions depend on the schema
