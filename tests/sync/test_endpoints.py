@@ -6,6 +6,8 @@ import concurrent.futures
 import hashlib
 import json
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +254,39 @@ def test_each_policy_through_a_real_push(client: SyncClient, tmp_path: Path, pol
     assert client.rows("SELECT body FROM notes WHERE id = 1") == [[winner]]
     conflicts = client.rows("SELECT table_name, op, reason, request_id FROM _edgelite_conflicts")
     assert conflicts == ([["notes", "update", "data", f"policy-{policy}"]] if recorded else [])
+
+
+@pytest.mark.timeout(60)
+def test_a_snapshot_completes_under_a_steady_write_load(client: SyncClient,
+                                                       tmp_path: Path) -> None:
+    client.sql("CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)")
+    for _ in range(2):  # 16 MB: a copy in 4 MB steps would restart at every write
+        client.sql("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+                   "WHERE n < 4000) INSERT INTO big(b) SELECT randomblob(2000) FROM c")
+    stop = threading.Event()
+    writes = []
+
+    def write() -> None:
+        other = client.sibling(client.namespace)
+        other.http = httpx.Client(timeout=30)
+        while not stop.is_set():
+            writes.append(other.sql("INSERT INTO big(b) VALUES (x'00')"))
+        other.http.close()
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    try:
+        while len(writes) < 20:  # the load is on
+            time.sleep(0.01)
+        replica = client.replica(tmp_path / "loaded.db")
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(timeout=30)
+    assert replica.rows("PRAGMA integrity_check") == [("ok",)]
+    copied = replica.rows("SELECT count(*) FROM big")[0][0]
+    assert copied >= 8000 + 5
+    pulled = client.pull(replica.index)
+    replica.apply(pulled["entries"])
+    assert replica.rows("SELECT count(*) FROM big") == [(8000 + len(writes),)]
