@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
-from edgelite.errors import OutcomeUnknownError, SqlError
+from edgelite.errors import AlreadyAppliedError, OutcomeUnknownError, SqlError
 from edgelite.storage import effects
 from edgelite.storage.context import SqlContext
 from edgelite.storage.database import DatabaseConfig
 from edgelite.storage.executor import StatementResult
 
-from .conftest import Node, Waiter, query_file
+from .conftest import Node, Waiter, big_budget, query_file
 
 
 class CommitGate:
@@ -303,3 +303,28 @@ def test_group_commit_max_bounds_a_group(make_node: Callable[..., Node]) -> None
     sizes = [len(_rows_inserted(e)) for _, e in node.step.commits[-3:]]
     assert sizes == [3, 3, 3]
     node.assert_replica_matches()
+
+
+def test_a_retry_queued_beside_its_original_runs_once(table_node: Node) -> None:
+    """A client that gave up waiting (a stalled writer) retries with the same request id
+    while the original is still queued: both must not run in one group (the id is
+    recorded at commit), so the retry waits for the next group and is answered
+    ALREADY_APPLIED."""
+    node = table_node
+    gate = CommitGate(node)
+    holder = gate.hold()
+    waiters = []
+    for value in ("original", "retry", "other"):
+        waiter = Waiter()
+        request_id = "" if value == "other" else "req-same"
+        node.db.submit(node.session(), _insert(value), budget=big_budget(),
+                       on_done=waiter.done, prefer_reader=False, request_id=request_id)
+        waiters.append(waiter)
+    gate.release()
+    assert holder.wait().error is None
+    original, retry, other = (w.wait() for w in waiters)
+    assert original.error is None and other.error is None
+    assert isinstance(retry.error, AlreadyAppliedError)
+    assert retry.error.index == original.commit_index
+    assert query_file(node.path, "SELECT v FROM t WHERE v != 'holder' ORDER BY id") == [
+        ("original",), ("other",)]

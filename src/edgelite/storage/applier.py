@@ -81,6 +81,8 @@ class Applier:
             connection.execute("COMMIT")
         except apsw.Error as exc:
             self._roll_back()
+            if self._committed_anyway(index):
+                return
             if isinstance(exc, ENVIRONMENT_ERRORS):
                 raise StorageUnavailableError(f"applying index {index} failed: {exc}") \
                     from exc
@@ -88,6 +90,14 @@ class Applier:
         except BaseException:
             self._roll_back()
             raise
+
+    def _committed_anyway(self, index: int) -> bool:
+        """COMMIT can report an error after committing (the WAL auto-checkpoint that
+        runs after it failed, e.g. on a full disk): then the entry is applied."""
+        try:
+            return effects.read_applied_index(self.connection) >= index
+        except apsw.Error:
+            return False
 
     def _roll_back(self) -> None:
         if self.connection.in_transaction:

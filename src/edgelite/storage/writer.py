@@ -245,13 +245,22 @@ class Writer:
             self.rollback_transaction()
 
     def _collect_group(self, first: Job) -> list[Job]:
+        """``first`` and the autocommit jobs queued behind it, in order. A job whose
+        request id is already in the group ends it: a retry queued beside its original
+        (the client gave up waiting, e.g. on a stalled writer) must see the original
+        committed, and the id is recorded only at commit (chaos: F8 duplicate)."""
         jobs = [first]
+        request_ids = {first.request_id} if first.request_id else set()
         foreign_keys = first.session.foreign_keys
         with self._cond:
             while (self._general and len(jobs) < self.config.group_commit_max
                    and not self._general[0].solo
-                   and self._general[0].session.foreign_keys == foreign_keys):
-                jobs.append(self._general.popleft())
+                   and self._general[0].session.foreign_keys == foreign_keys
+                   and self._general[0].request_id not in request_ids):
+                job = self._general.popleft()
+                jobs.append(job)
+                if job.request_id:
+                    request_ids.add(job.request_id)
         return jobs
 
     def _requeue_front(self, jobs: list[Job]) -> None:
@@ -452,6 +461,15 @@ class Writer:
             self.rollback_transaction()
             if index is None:
                 raise StorageError(f"database {self.name}: commit failed: {exc}") from exc
+            if self._committed_anyway(index):
+                # COMMIT reported an error after committing (the WAL auto-checkpoint that
+                # follows it failed): applying the effect again would double it.
+                logger.warning("database %s: COMMIT of index %d reported %s after it "
+                               "committed", self.name, index, exc)
+                self.applied_index = index
+                if self.on_local_commit is not None:
+                    self.on_local_commit(index, None)
+                return index
             # The entry is committed in the Raft log (the write is durable cluster-wide):
             # only this copy failed. Apply it from the effect, waiting out a full disk;
             # the caller's answer stays the truth ("committed"), not a storage error.
@@ -472,6 +490,12 @@ class Writer:
             if self.on_local_commit is not None:
                 self.on_local_commit(index, None)
         return index
+
+    def _committed_anyway(self, index: int) -> bool:
+        try:
+            return effects.read_applied_index(self.connection) >= index
+        except apsw.Error:
+            return False
 
     def rollback_transaction(self) -> None:
         if self.recorder.active:
