@@ -127,6 +127,7 @@ def connect(
     auth_token: str | None = None,
     consistency: str | None = None,
     namespace: str | None = None,
+    max_staleness_ms: int | None = None,
     read_timeout: float = 120.0,
     verify: ssl.SSLContext | bool = True,
     sync_url: str | None = None,
@@ -139,7 +140,9 @@ def connect(
     servers — how long to wait for a network connection. ``read_timeout``: how long to
     wait for a server's answer. ``auth_token`` (or the ``authToken`` URL parameter) is
     sent as ``Authorization: Bearer``. ``consistency``: ``"strong"``, ``"session"``
-    (default: read your own writes) or ``"eventual"``. ``namespace``: the database on a
+    (default: read your own writes) or ``"eventual"``; ``max_staleness_ms`` bounds how
+    old an eventual or session read may be (the member confirms a fresh read point with
+    the leader when its copy may be older). ``namespace``: the database on a
     multi-database server (``x-namespace``). ``verify``: TLS verification (an
     ``SSLContext``, or False to disable). Keyword arguments win over URL parameters.
 
@@ -155,7 +158,7 @@ def connect(
         "check_same_thread": check_same_thread, "factory": factory,
         "cached_statements": cached_statements, "uri": uri, "autocommit": autocommit,
         "auth_token": auth_token, "consistency": consistency, "namespace": namespace,
-        "read_timeout": read_timeout, "verify": verify,
+        "max_staleness_ms": max_staleness_ms, "read_timeout": read_timeout, "verify": verify,
     }
     if sync_url is not None or sync_interval is not None or offline:
         options.update(sync_url=sync_url, sync_interval=sync_interval, offline=offline)

@@ -103,7 +103,8 @@ def _parse(database: Database, kwargs: dict[str, Any]) -> RemoteTarget | LocalTa
     return parse_target(database, auth_token=kwargs.pop("auth_token", None),
                         consistency=kwargs.pop("consistency", None),
                         namespace=kwargs.pop("namespace", None),
-                        uri=kwargs.pop("uri", False))
+                        uri=kwargs.pop("uri", False),
+                        max_staleness_ms=kwargs.pop("max_staleness_ms", None))
 
 
 def _options(timeout: float, kwargs: dict[str, Any]) -> TransportOptions:
@@ -145,7 +146,8 @@ def _replica_request(database: Database, timeout: float,
     local = parse_target(database, uri=kwargs.pop("uri", False))
     remote = parse_target(sync_url, auth_token=kwargs.pop("auth_token", None),
                           consistency=kwargs.pop("consistency", None),
-                          namespace=kwargs.pop("namespace", None))
+                          namespace=kwargs.pop("namespace", None),
+                          max_staleness_ms=kwargs.pop("max_staleness_ms", None))
     if not isinstance(local, LocalTarget) or local.path in ("", ":memory:"):
         raise ProgrammingError("an embedded replica needs a local file path, with sync_url "
                                "naming the server database it follows")

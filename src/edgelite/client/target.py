@@ -29,7 +29,9 @@ from edgelite.client.errors import InterfaceError, ProgrammingError
 __all__ = ["CONSISTENCY_LEVELS", "Kind", "RemoteTarget", "parse_target"]
 
 CONSISTENCY_LEVELS: Final = ("strong", "session", "eventual")
-_URL_PARAMETERS: Final = frozenset({"authToken", "tls", "consistency", "namespace"})
+_URL_PARAMETERS: Final = frozenset({"authToken", "tls", "consistency", "namespace",
+                                    "maxStalenessMs"})
+MAX_STALENESS_MS_MAX: Final = 86_400_000
 
 
 class Kind(enum.Enum):
@@ -47,6 +49,8 @@ class RemoteTarget:
     auth_token: str | None
     consistency: str
     namespace: str | None
+    # eventual/session reads: at most this old (x-edgelite-max-staleness-ms)
+    max_staleness_ms: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,6 +78,20 @@ def _consistency(value: str | None) -> str:
     return level
 
 
+def _max_staleness(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or not 0 <= number <= MAX_STALENESS_MS_MAX \
+            or (isinstance(value, float) and not value.is_integer()):
+        raise ProgrammingError(f"max_staleness_ms must be a whole number of milliseconds "
+                               f"from 0 to {MAX_STALENESS_MS_MAX}, got {value!r}")
+    return number
+
+
 def _query(parsed: urllib.parse.SplitResult) -> dict[str, str]:
     pairs = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
     query: dict[str, str] = {}
@@ -88,7 +106,7 @@ def _query(parsed: urllib.parse.SplitResult) -> dict[str, str]:
 
 def _remote(
     parsed: urllib.parse.SplitResult, auth_token: str | None, consistency: str | None,
-    namespace: str | None,
+    namespace: str | None, max_staleness_ms: int | None = None,
 ) -> RemoteTarget:
     query = _query(parsed)
     scheme = parsed.scheme.lower()
@@ -110,6 +128,8 @@ def _remote(
         consistency=_consistency(consistency if consistency is not None
                                  else query.get("consistency")),
         namespace=namespace if namespace is not None else query.get("namespace") or None,
+        max_staleness_ms=_max_staleness(max_staleness_ms if max_staleness_ms is not None
+                                        else query.get("maxStalenessMs")),
     )
 
 
@@ -120,6 +140,7 @@ def parse_target(
     consistency: str | None = None,
     namespace: str | None = None,
     uri: bool = False,
+    max_staleness_ms: int | None = None,
 ) -> RemoteTarget | LocalTarget:
     """Decide where ``database`` points. Keyword arguments win over URL parameters."""
     if isinstance(database, bytes | os.PathLike):
@@ -132,7 +153,7 @@ def parse_target(
     parsed = urllib.parse.urlsplit(database)
     scheme = parsed.scheme.lower()
     if scheme in ("libsql", "http", "https", "ws", "wss"):
-        return _remote(parsed, auth_token, consistency, namespace)
+        return _remote(parsed, auth_token, consistency, namespace, max_staleness_ms)
     if consistency is not None:
         _consistency(consistency)  # validate even where it has no effect
     if scheme == "file" or (uri and database.startswith("file:")):

@@ -73,7 +73,8 @@ class HttpTransport:
 
     def __init__(self, target: RemoteTarget, options: TransportOptions) -> None:
         self.wire = HttpWire(target.base_url, auth_token=target.auth_token,
-                             namespace=target.namespace)
+                             namespace=target.namespace,
+                             max_staleness_ms=target.max_staleness_ms)
         self._client = httpx.Client(timeout=options.httpx_timeout(), verify=options.verify,
                                     limits=_limits(), follow_redirects=False)
 
@@ -94,7 +95,8 @@ class AsyncHttpTransport:
 
     def __init__(self, target: RemoteTarget, options: TransportOptions) -> None:
         self.wire = HttpWire(target.base_url, auth_token=target.auth_token,
-                             namespace=target.namespace)
+                             namespace=target.namespace,
+                             max_staleness_ms=target.max_staleness_ms)
         self._client = httpx.AsyncClient(timeout=options.httpx_timeout(),
                                          verify=options.verify, limits=_limits(),
                                          follow_redirects=False)

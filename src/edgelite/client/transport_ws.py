@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from edgelite.client.exchange import Executed, Pipeline, Reply, WireError
 from edgelite.client.target import RemoteTarget
 from edgelite.client.transport_http import TransportOptions
-from edgelite.client.wire_http import CONSISTENCY_HEADER, http_error
+from edgelite.client.wire_http import CONSISTENCY_HEADER, MAX_STALENESS_HEADER, http_error
 from edgelite.client.wire_ws import SUBPROTOCOLS, PendingPipeline, WsWire
 
 __all__ = ["AsyncWsTransport", "WsTransport"]
@@ -34,6 +34,8 @@ _CLOSE_TIMEOUT_S: Final = 2.0
 
 def _connect_kwargs(target: RemoteTarget, options: TransportOptions) -> dict[str, Any]:
     headers = {CONSISTENCY_HEADER: target.consistency}
+    if target.max_staleness_ms is not None:
+        headers[MAX_STALENESS_HEADER] = str(target.max_staleness_ms)
     if target.namespace is not None:
         headers["x-namespace"] = target.namespace
     kwargs: dict[str, Any] = {

@@ -39,6 +39,7 @@ __all__ = ["BOOKMARK_HEADER", "CONSISTENCY_HEADER", "INDEX_HEADER", "HttpStream"
 
 CONSISTENCY_HEADER: Final = "x-edgelite-consistency"
 BOOKMARK_HEADER: Final = "x-edgelite-bookmark"
+MAX_STALENESS_HEADER: Final = "x-edgelite-max-staleness-ms"
 INDEX_HEADER: Final = "x-edgelite-replication-index"
 _PIPELINE_PATH: Final = "/v3/pipeline"
 _SHOWN_BODY_CHARS_MAX: Final = 300
@@ -62,9 +63,12 @@ class HttpWire:
     """Builds pipeline requests for one server and reads its answers."""
 
     def __init__(self, base_url: str, *, auth_token: str | None,
-                 namespace: str | None = None, client_name: str = "edgelite-python") -> None:
+                 namespace: str | None = None, client_name: str = "edgelite-python",
+                 max_staleness_ms: int | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"content-type": "application/json", "x-libsql-client-version": client_name}
+        if max_staleness_ms is not None:
+            headers[MAX_STALENESS_HEADER] = str(max_staleness_ms)
         if auth_token is not None:
             headers["authorization"] = f"Bearer {auth_token}"
         if namespace is not None:
