@@ -129,7 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt_leeway_s", float, 60.0, "s",
             "Clock skew tolerated when checking a JWT's exp and nbf (sqld: 60 s).", 0),
     # --- sync retention (embedded replicas and change streams resume from the log) -------
-    Setting("retain_entries", int, 0, "entries",
+    Setting("retain_entries", int, 10_000, "entries",
             "Log entries always kept behind the applied index for embedded replicas and "
             "change streams, whatever snapshots allow (0: only snapshot_trailing_entries).",
             0),

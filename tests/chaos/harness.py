@@ -41,6 +41,7 @@ CHAOS_ENV = {
     # (F13; jepsen.etcd lowers its snapshot count the same way).
     "EDGELITE_SNAPSHOT_ENTRIES": "200",
     "EDGELITE_SNAPSHOT_TRAILING_ENTRIES": "20",
+    "EDGELITE_RETAIN_ENTRIES": "0",  # no sync retention: compaction as above
 }
 FIU_FAULT = "posix/io/sync/fdatasync"
 

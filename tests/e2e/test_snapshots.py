@@ -10,7 +10,8 @@ from edgelite.storage.snapshot_files import backup_file
 from tests.e2e.test_cluster import converged, follower
 from tests.support.cluster import Cluster
 
-SMALL_SNAPSHOTS = {"EDGELITE_SNAPSHOT_ENTRIES": "20", "EDGELITE_SNAPSHOT_TRAILING_ENTRIES": "0"}
+SMALL_SNAPSHOTS = {"EDGELITE_SNAPSHOT_ENTRIES": "20", "EDGELITE_SNAPSHOT_TRAILING_ENTRIES": "0",
+                   "EDGELITE_RETAIN_ENTRIES": "0"}
 
 
 def _metric(cluster: Cluster, member: object, name: str) -> float:

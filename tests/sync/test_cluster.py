@@ -70,7 +70,9 @@ def test_followers_serve_long_polls_and_change_streams(members: Members) -> None
 def test_a_push_through_a_follower_is_merged_once_on_the_leader(members: Members,
                                                                 tmp_path: Path) -> None:
     leader, (first, second) = members
-    leader.sql("CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT)")
+    created = leader.sql("CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT)")
+    # The replica is bootstrapped from this follower's copy: it must have the table.
+    wait_until(lambda: first.info()["applied_index"] >= created, what="the follower applied")
     replica = first.replica(tmp_path / "replica.db")
     body = replica.change("INSERT INTO notes VALUES (100, 'offline')")
     accepted = first.push(body, "cluster-push-1")
