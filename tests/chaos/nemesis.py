@@ -10,7 +10,8 @@ Kinds (``KINDS``):
 
 * ``kill-leader`` / ``kill-follower``: SIGKILL, restart when healed; ``kill-majority``:
   SIGKILL more than half of the members at once; ``kill-all``: every member (a full
-  restart when healed; F4).
+  restart when healed; F4); ``terminate-leader``: SIGTERM (a polite stop, which must
+  end within ``STOP_TIMEOUT_S``), restart when healed.
 * ``pause-leader`` / ``pause-follower``: SIGSTOP for longer than an election timeout,
   then SIGCONT.
 * ``isolate-leader``, ``partition-halves`` (a random minority against the rest),
@@ -38,6 +39,7 @@ that exits without a fault that explains it is logged as a crash.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,13 +47,14 @@ from collections.abc import Callable, Sequence
 from tests.chaos.context import RunContext
 from tests.chaos.storage_nemesis import Fault, StorageFaults
 
-KINDS = ("kill-leader", "kill-follower", "kill-majority", "kill-all", "pause-leader",
-         "pause-follower", "isolate-leader", "partition-halves", "partition-one-way",
-         "partition-ring", "slow-node", "transfer", "membership", "disk-full", "fsync-fail",
-         "corrupt-log")
+KINDS = ("kill-leader", "kill-follower", "kill-majority", "kill-all", "terminate-leader",
+         "pause-leader", "pause-follower", "isolate-leader", "partition-halves",
+         "partition-one-way", "partition-ring", "slow-node", "transfer", "membership",
+         "disk-full", "fsync-fail", "corrupt-log")
 PAUSE_MIN_S = 1.5  # longer than the longest election timeout (2 x 10 ticks x 50 ms)
 JOIN_WAIT_S = 30.0  # a member launched with --join becomes a member within this
 SUPERVISE_INTERVAL_S = 0.2
+STOP_TIMEOUT_S = 10.0
 ADMIN_TIMEOUT_S = 8.0  # a membership call that takes longer has an unknown outcome
 INSTANT = object()  # what an instant nemesis (transfer, membership change) returns
 
@@ -230,6 +233,29 @@ class Nemesis(StorageFaults):
                     self.cluster.restart(node_id)
 
         return Fault(kind, frozenset(targets), heal, self._hold())
+
+    def _terminate_leader(self) -> Fault | None:
+        """A polite stop (SIGTERM) of the leader, as an operator or a deploy does; it must
+        end within STOP_TIMEOUT_S (open transactions fail, nothing half-applied)."""
+        leader = self._leader()
+        if leader is None or leader not in self._free():
+            return None
+        process = self.cluster.members[leader].process
+        assert process is not None
+        process.terminate()
+        try:
+            code = process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.run.violation(f"{leader} did not stop within {STOP_TIMEOUT_S:g} s of SIGTERM")
+            self.cluster.kill(leader)
+            code = -9
+        self.run.event(f"terminate-leader: SIGTERM {leader} (exit {code})")
+
+        def heal() -> None:
+            if leader not in self.cluster.removed:
+                self.cluster.restart(leader)
+
+        return Fault("terminate-leader", frozenset([leader]), heal, self._hold())
 
     def _kill_leader(self) -> Fault | None:
         leader = self._leader()

@@ -18,23 +18,24 @@ from tests.chaos.runner import WITH_AUTH, Scenario, chaos_minutes
 SCENARIO_OVERHEAD_S = 20.0  # start, recovery, convergence, checks, stop (measured ~15)
 
 CRASH = Scenario("crash", ("kill-leader", "kill-follower", "kill-majority", "kill-all",
-                           "corrupt-log"), 14, first=("kill-all", "corrupt-log"),
-                 hold_s=(1.5, 3.5))
-PAUSE = Scenario("pause", ("pause-leader", "pause-follower"), 8)
+                           "terminate-leader", "corrupt-log"), 16,
+                 first=("kill-all", "corrupt-log"), hold_s=(1.5, 3.5))
+PAUSE = Scenario("pause", ("pause-leader", "pause-follower"), 10)
 PARTITION = Scenario("partition", ("isolate-leader", "partition-halves",
                                    "partition-one-way", "partition-ring", "slow-node"),
-                     12, size=5)
+                     14, size=5)
 # Membership changes start while another fault is active (the first ones by design).
 MEMBERSHIP = Scenario("membership", ("membership", "membership", "transfer",
                                      "isolate-leader", "partition-halves", "kill-follower",
-                                     "pause-follower"), 12, concurrent_max=2,
+                                     "pause-follower"), 14, concurrent_max=2,
                       first=("partition-halves", "membership", "kill-follower", "membership",
                              "pause-follower", "membership"), workers=WITH_AUTH,
                       extra_args=("--enable-namespaces",))
-COMBINED = Scenario("combined", ("kill-leader", "kill-follower", "pause-leader",
+COMBINED = Scenario("combined", ("kill-leader", "kill-follower", "terminate-leader",
+                                 "pause-leader",
                                  "pause-follower", "isolate-leader", "partition-halves",
                                  "partition-one-way", "partition-ring", "slow-node",
-                                 "transfer", "membership"), 14, size=5, concurrent_max=3,
+                                 "transfer", "membership"), 16, size=5, concurrent_max=3,
                     workers=WITH_AUTH, extra_args=("--enable-namespaces",))
 DISK_FULL = Scenario("disk-full", ("disk-full",), 6, tmpfs_nodes=("n1",),
                      hold_s=(2.0, 4.0))
