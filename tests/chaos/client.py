@@ -139,11 +139,11 @@ def classify(response: httpx.Response) -> Answer:
     answer = Answer(Outcome.OK, results=results, index=index, baton=body.get("baton"))
     for result in results:
         if result.get("type") == "error":
-            return _result_error(answer, result["error"])
+            return result_error(answer, result["error"])
         for step_error in _batch_errors(result):
             code = step_error.get("code", "")
             if code in UNKNOWN_CODES or code == "ALREADY_APPLIED":
-                return _result_error(answer, step_error)
+                return result_error(answer, step_error)
     return answer
 
 
@@ -154,7 +154,7 @@ def _batch_errors(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in response["result"]["step_errors"] if e]
 
 
-def _result_error(answer: Answer, error: dict[str, Any]) -> Answer:
+def result_error(answer: Answer, error: dict[str, Any]) -> Answer:
     code = error.get("code") or ""
     answer.code, answer.detail = code or "ERROR", error.get("message", "")
     if code == "ALREADY_APPLIED":
@@ -192,4 +192,4 @@ def plain(v: dict[str, Any]) -> Any:
     return v["value"]
 
 
-__all__ = ["Answer", "Client", "Outcome", "execute", "plain", "stmt", "value"]
+__all__ = ["Answer", "Client", "Outcome", "execute", "plain", "result_error", "stmt", "value"]

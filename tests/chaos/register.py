@@ -2,7 +2,9 @@
 
 Each key is one row of ``reg(k, v)``. Clients read (``SELECT``), write (upsert) and
 compare-and-swap (``UPDATE ... WHERE v = expected``, swapped iff one row changed) at
-``strong`` consistency through random members. Every written value is unique, so a
+``strong`` consistency through random members, over HTTP pipelines or (the workers in
+``websocket_workers``) over a Hrana WebSocket stream, which a follower proxies to the
+leader. Every written value is unique, so a
 read names exactly one write. Indeterminate writes and CASes are recorded with an
 infinite return time (they may take effect at any later instant, or never);
 indeterminate reads constrain nothing and are dropped.
@@ -27,8 +29,10 @@ from edgelite.raft.linearizability import (
     check,
     describe_failure,
 )
-from tests.chaos.client import Answer, Client, Outcome, execute
+from tests.chaos.client import Answer, Client, Outcome, execute, stmt
 from tests.chaos.context import RunContext
+from tests.chaos.ws_client import WsClient
+from tests.support.cluster import Member
 
 READ_SQL = "SELECT v FROM reg WHERE k = ?"
 WRITE_SQL = "INSERT INTO reg(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v"
@@ -39,7 +43,9 @@ class RegisterWorkload:
     name = "register"
 
     def __init__(self, keys_active: int = 4, ops_per_key: int = 120,
-                 budget_steps: int = 2_000_000) -> None:
+                 budget_steps: int = 2_000_000,
+                 websocket_workers: frozenset[int] = frozenset({2})) -> None:
+        self.websocket_workers = websocket_workers
         self.keys_active = keys_active
         self.ops_per_key = ops_per_key
         self.budget_steps = budget_steps
@@ -70,6 +76,15 @@ class RegisterWorkload:
 
     def work(self, run: RunContext, worker: int, rng: random.Random, client: Client) -> None:
         self.origin = run.started  # operation times are seconds since the run started
+        transport = _Transport(client, WsClient() if worker in self.websocket_workers
+                               else None)
+        try:
+            self._loop(run, worker, rng, transport)
+        finally:
+            transport.close()
+
+    def _loop(self, run: RunContext, worker: int, rng: random.Random,
+              transport: _Transport) -> None:
         seen: dict[str, int] = {}
         values = itertools.count(1)
         while not run.stop.is_set():
@@ -78,19 +93,28 @@ class RegisterWorkload:
                 run.sleep(0.2)
                 continue
             key = self._key(rng)
-            who = f"{worker}@{member.node_id}"  # shown in a failure: which member answered
+            who = f"{worker}{transport.tag}@{member.node_id}"  # shown in a failure
             roll = rng.random()
             if roll < 0.5:
-                self._read(client, member, worker, key, seen)
+                answer = transport.run(member, READ_SQL, key)
+                if answer.outcome is Outcome.OK:
+                    rows = answer.rows()
+                    output = rows[0][0] if rows else None
+                    self._record(Operation.read(who, key, output, *self._times(answer)),
+                                 answer)
+                    if output is not None:
+                        seen[key] = output
+                else:
+                    self._count(answer, "read")
             elif roll < 0.75 or key not in seen:
                 value = worker * 1_000_000 + next(values)
-                answer = client.pipeline(member, [execute(WRITE_SQL, key, value)])
+                answer = transport.run(member, WRITE_SQL, key, value)
                 self._record(Operation.write(who, key, value, *self._times(answer)), answer)
                 if answer.outcome is Outcome.OK:
                     seen[key] = value
             else:
                 value = worker * 1_000_000 + next(values)
-                answer = client.pipeline(member, [execute(CAS_SQL, value, key, seen[key])])
+                answer = transport.run(member, CAS_SQL, value, key, seen[key])
                 swapped = answer.outcome is Outcome.OK and answer.affected() == 1
                 output = None if answer.outcome is Outcome.UNKNOWN else swapped
                 self._record(Operation.cas(who, key, seen[key], value, output,
@@ -98,19 +122,6 @@ class RegisterWorkload:
                 if swapped:
                     seen[key] = value
             run.sleep(rng.uniform(0.0, 0.01))
-
-    def _read(self, client: Client, member: Any, worker: int, key: str,
-              seen: dict[str, int]) -> None:
-        answer = client.pipeline(member, [execute(READ_SQL, key)])
-        if answer.outcome is not Outcome.OK:
-            self._count(answer, "read")
-            return
-        rows = answer.rows()
-        output = rows[0][0] if rows else None
-        self._record(Operation.read(f"{worker}@{member.node_id}", key, output,
-                                    *self._times(answer)), answer)
-        if output is not None:
-            seen[key] = output
 
     def _times(self, answer: Answer) -> tuple[float, float]:
         """Call and return time since the run started; an unknown outcome never
@@ -166,6 +177,24 @@ class RegisterWorkload:
                 **dict(sorted(self.counts.items()))}
 
 
+
+
+class _Transport:
+    """One statement per request, over HTTP (``Client``) or a WebSocket stream."""
+
+    def __init__(self, client: Client, ws: WsClient | None) -> None:
+        self.client = client
+        self.ws = ws
+        self.tag = "ws" if ws is not None else ""
+
+    def run(self, member: Member, sql: str, *args: Any) -> Answer:
+        if self.ws is not None:
+            return self.ws.execute(member, stmt(sql, *args))
+        return self.client.pipeline(member, [execute(sql, *args)])
+
+    def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
 
 
 __all__ = ["RegisterWorkload"]
