@@ -26,7 +26,7 @@ dev: $(VENV)/.installed
 
 ## make test: set up (Python venv, npm test clients) and run the whole suite
 test: $(VENV)/.installed $(JSDIR)/node_modules/.installed
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -x -m "not slow" --ignore=tests/compat
@@ -36,6 +36,11 @@ sim: $(VENV)/.installed
 	$(PY) -m edgelite.raft.sim --seeds 5000 --start-seed 1 & first=$$!; \
 	$(PY) -m edgelite.raft.sim --seeds 5000 --start-seed 5001; second=$$?; \
 	wait $$first; test $$? -eq 0 -a $$second -eq 0
+
+## make chaos: the chaos suite's long profile (about 20 minutes of faults) and the slow tests
+chaos: $(VENV)/.installed
+	EDGELITE_CHAOS_MINUTES=$${EDGELITE_CHAOS_MINUTES:-20} $(PY) -m pytest -q -p no:cacheprovider tests/chaos
+	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench

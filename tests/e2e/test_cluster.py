@@ -47,6 +47,16 @@ def converged(cluster: Cluster, namespace: str = "default", timeout_s: float = 2
     raise AssertionError(f"replicas did not converge: {seen}\n{cluster.logs()}")
 
 
+def _eventually(condition: Any, timeout_s: float = 10.0) -> bool:
+    """Whether ``condition()`` became true within ``timeout_s`` (polled)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def follower(cluster: Cluster) -> Member:
     leader = cluster.leader()
     return next(m for m in cluster.members.values() if m is not leader and m.alive)
@@ -267,18 +277,22 @@ def test_catalog_is_replicated(tmp_path: Path) -> None:
                           headers={"x-namespace": "shop"}).status_code == 200
         assert admin.post(other.admin_url + "/v1/namespaces/shop/fork/shop2",
                           timeout=30).status_code == 200
+        # The admin call returns once the leader applied it; followers follow shortly.
         for member in cluster.members.values():
-            names = {n["name"] for n in admin.get(
-                member.admin_url + "/v1/namespaces").json()["namespaces"]}
-            assert {"default", "shop", "shop2"} <= names, (member.node_id, names)
+            def names(m: Any = member) -> set[str]:
+                return {n["name"] for n in admin.get(
+                    m.admin_url + "/v1/namespaces").json()["namespaces"]}
+            assert _eventually(lambda n=names: {"default", "shop", "shop2"} <= n()), \
+                (member.node_id, names())
         converged(cluster, "shop")
         converged(cluster, "shop2")
         assert admin.delete(other.admin_url + "/v1/namespaces/shop2",
                             timeout=30).status_code == 200
         for member in cluster.members.values():
-            response = admin.post(member.url + "/v2/pipeline", json=body,
-                                  headers={"x-namespace": "shop2"})
-            assert response.status_code == 404
+            def status(m: Any = member) -> int:
+                return admin.post(m.url + "/v2/pipeline", json=body,
+                                  headers={"x-namespace": "shop2"}).status_code
+            assert _eventually(lambda s=status: s() == 404), (member.node_id, status())
     finally:
         cluster.close()
 
