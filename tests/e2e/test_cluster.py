@@ -348,6 +348,11 @@ def test_cluster_cli(cluster: Cluster) -> None:
     table = cli("status")
     for node_id in cluster.members:
         assert node_id in table
+    after = subprocess.run([sys.executable, "-m", "edgelite.cli.main", "cluster", "status",
+                            "--json", "--admin", leader.admin_url], capture_output=True,
+                           text=True, timeout=60)  # the spelling: --admin last
+    assert after.returncode == 0, after.stderr
+    assert {m["id"] for m in json.loads(after.stdout)["members"]} == set(cluster.members)
     assert "leader" in table
     assert f"{target.node_id} leads now" in cli("transfer", target.node_id)
     assert cluster.leader().node_id == target.node_id
