@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.processes import ServerProcess, start_server
 
 import edgelite
 from edgelite.auth import generate_private_key, mint_token, public_key_pem
+from tests.support.processes import ServerProcess, start_server
 
 MODES = ("http", "ws", "local")
 _names = itertools.count()

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.processes import ServerProcess
 
 import edgelite
 from edgelite.client.exchange import Pipeline
 from edgelite.client.wire_ws import WsWire
 from edgelite.protocol.hrana import messages as m
+from tests.support.processes import ServerProcess
 
 INDEX_HEADER = "x-edgelite-replication-index"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.processes import ServerProcess
 
 import edgelite
+from tests.support.processes import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).parent / "js" / "interop.mjs"

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.client.conftest import AuthServer
-from tests.support.processes import ServerProcess, free_port, start_server, wait_healthy
 
 import edgelite
+from tests.client.conftest import AuthServer
+from tests.support.processes import ServerProcess, free_port, start_server, wait_healthy
 
 REMOTE = ("http", "ws")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.client.conftest import AuthServer, start_auth_server
 
 import edgelite
+from tests.client.conftest import AuthServer, start_auth_server
 
 # --- the snippets, verbatim ------------------------------------------------------------
 

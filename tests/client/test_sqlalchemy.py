@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import orm
-from tests.support.processes import ServerProcess
 
 import edgelite
+from tests.support.processes import ServerProcess
 
 DIALECT_MODES = ("http", "ws", "file")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.support.processes import ServerProcess
 
 import edgelite
+from tests.support.processes import ServerProcess
 
 
 def _refreshed(server: ServerProcess) -> float:
